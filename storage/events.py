@@ -1,0 +1,30 @@
+"""Exactly-once handling of Slack deliveries, guarded by a primary key instead of process memory."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import ProcessedEvent, utcnow
+
+
+def claim_event(session: Session, event_id: str, kind: str = "") -> bool:
+    """True for the first caller with this id, in any process; False for every duplicate.
+
+    Commit the session before doing the work so a concurrent duplicate sees the claim.
+    """
+    try:
+        with session.begin_nested():
+            session.add(ProcessedEvent(event_id=event_id, kind=kind))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_events_before(session: Session, cutoff: datetime | None = None) -> int:
+    """Slack stops retrying after about an hour; older claims only take space."""
+    cutoff = cutoff or utcnow() - timedelta(days=2)
+    return int(session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)).rowcount)
