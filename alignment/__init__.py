@@ -1,0 +1,1 @@
+"""Turning feedback into better answers: datasets, TRL training, the evaluation gate, adapters."""

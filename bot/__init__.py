@@ -1,0 +1,1 @@
+"""The composition root: settings, the ``tanya`` CLI and the Slack app."""

@@ -1,0 +1,80 @@
+"""Terminal rendering shared by ``tanya ask``, ``tanya search`` and ``tanya chat``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bot.service import Answer, Source
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    """One line on stderr, never a traceback."""
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    errors.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+def sources_table(sources: list[Source], *, show_scores: bool = False) -> Table:
+    table = Table(show_header=show_scores, box=None, pad_edge=False)
+    table.add_column("", style="bold cyan", no_wrap=True)
+    table.add_column("title")
+    table.add_column("source", style="dim")
+    if show_scores:
+        table.add_column("score", justify="right")
+    for source in sources:
+        row = [f"[{source.number}]", source.title, source.source]
+        if show_scores:
+            row.append("" if source.score is None else f"{source.score:.4f}")
+        table.add_row(*row)
+    return table
+
+
+def print_answer(answer: Answer, *, streamed: bool) -> None:
+    if not streamed:
+        console.print(answer.text, markup=False)
+    else:
+        console.print()
+    for text in answer.notices:
+        notice(text)
+    if answer.sources and answer.found:
+        console.print("\n[bold]Sources[/]")
+        console.print(sources_table(answer.sources))
+    adapter = answer.adapter or "base model"
+    console.print(
+        f"\n[dim]answer #{answer.interaction_id} · {adapter} · {answer.seconds:.1f}s · "
+        f"rate it: tanya feedback {answer.interaction_id} up|down[/]"
+    )
+
+
+class TokenPrinter:
+    """Writes streamed tokens as they arrive, so a slow CPU answer still feels alive."""
+
+    def __init__(self) -> None:
+        self.printed = False
+
+    def __call__(self, chunk: Any) -> None:
+        text = getattr(chunk, "content", "") or ""
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self.printed = True
+
+
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    if console.is_terminal:
+        with console.status(message, spinner="dots"):
+            yield
+    else:
+        yield

