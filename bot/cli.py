@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -87,7 +87,7 @@ def _service() -> Tanya:
 def _cli_user() -> str:
     try:
         return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+    except Exception:
         return "cli:unknown"
 
 
@@ -163,7 +163,7 @@ def chat() -> None:
     ChatSession(_service(), user_id=_cli_user()).run()
 
 
-class Rating(str, Enum):
+class Rating(StrEnum):
     up = "up"
     down = "down"
     none = "none"

@@ -285,5 +285,5 @@ class Tanya:
             try:
                 generator.load_adapter(name, Path(path))
                 generator.activate_adapter(name)
-            except Exception as exc:  # noqa: BLE001 - a bad adapter must never stop answers
+            except Exception as exc:
                 log.error("keeping adapter %s: could not load %s: %s", current, name, exc)

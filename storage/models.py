@@ -51,7 +51,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-class ChannelKind(str, enum.Enum):
+class ChannelKind(enum.StrEnum):
     """Where a question came from; decides whether it may be used for training."""
 
     cli = "cli"
@@ -60,7 +60,7 @@ class ChannelKind(str, enum.Enum):
     direct_message = "direct_message"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -68,7 +68,7 @@ class JobStatus(str, enum.Enum):
     cancelled = "cancelled"
 
 
-class AdapterStatus(str, enum.Enum):
+class AdapterStatus(enum.StrEnum):
     candidate = "candidate"
     active = "active"
     rejected = "rejected"
