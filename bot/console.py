@@ -58,17 +58,23 @@ def print_answer(answer: Answer, *, streamed: bool) -> None:
 
 
 class TokenPrinter:
-    """Writes streamed tokens as they arrive, so a slow CPU answer still feels alive."""
+    """Writes streamed tokens as they arrive, so a slow CPU answer still feels alive.
+
+    Pass ``printer.callback``, not the printer: Haystack deep-copies pipeline inputs, and a plain
+    function survives that as itself, while an object would be copied and its state lost.
+    """
 
     def __init__(self) -> None:
         self.printed = False
 
-    def __call__(self, chunk: Any) -> None:
-        text = getattr(chunk, "content", "") or ""
-        if text:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            self.printed = True
+        def callback(chunk: Any) -> None:
+            text = getattr(chunk, "content", "") or ""
+            if text:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                self.printed = True
+
+        self.callback = callback
 
 
 @contextlib.contextmanager

@@ -88,6 +88,8 @@ class Tanya:
         self.settings = settings
         self._database = database
         self._lock = threading.Lock()
+        self._loaded_adapters: set[str] = set()
+        self._refused_adapters: set[tuple[str, str | None]] = set()
 
     # -- components -------------------------------------------------------------------------------
 
@@ -123,12 +125,15 @@ class Tanya:
         from retrieval.generator import make_chat_generator
 
         key = self.settings.generator_api_key
+        served = self.settings.generator.startswith(("http://", "https://"))
+        local_options = {} if served else {"repetition_penalty": self.settings.repetition_penalty}
         return make_chat_generator(
             self.settings.generator,
             model_cache_dir=self.settings.models_dir,
             model_name=self.settings.generator_model,
             api_key=key.get_secret_value() if key else None,
             max_new_tokens=self.settings.max_new_tokens,
+            **local_options,
         )
 
     @cached_property
@@ -212,8 +217,8 @@ class Tanya:
         notices = []
         if result.question_truncated:
             notices.append(
-                f"Your question was {len(question):,} characters long; "
-                f"only the first {self.settings.max_question_chars:,} were used."
+                f"Your question was {len(question):,} characters long, so its middle was cut: "
+                f"the model read its first and last parts, {self.settings.max_question_chars:,} characters in all."
             )
         return Answer(
             interaction_id=interaction_id,
@@ -266,24 +271,45 @@ class Tanya:
         return question
 
     def _sync_adapter(self) -> None:
-        """Hot-swap: load the adapter the registry marks active, if it changed since the last answer."""
+        """Hot-swap: load the adapter the registry marks active, if it changed since the last answer.
+
+        An answer already being generated keeps the adapter it started with (the generator applies a new
+        one from its next generation on). An adapter whose files do not hash to the registered sha256, or
+        that the generator cannot load, is refused once and remembered; the previous one stays active.
+        Adapters loaded earlier are switched to without reading them again (a rollback is instant).
+        """
+        from alignment.registry import verify_adapter
+
         generator = self.generator
         if not hasattr(generator, "load_adapter"):
             return
         with self.database.session() as session:
             adapter = active_adapter(session)
-            wanted = (adapter.name, adapter.path) if adapter else None
+            wanted = (adapter.name, adapter.path, adapter.sha256) if adapter else None
         with self._lock:
             current = generator.active_adapter
             if wanted is None:
                 if current is not None:
                     generator.activate_adapter(None)
                 return
-            name, path = wanted
-            if current == name:
+            name, path, sha256 = wanted
+            if current == name or (name, sha256) in self._refused_adapters:
                 return
             try:
-                generator.load_adapter(name, Path(path))
+                if name not in self._loaded_adapters and name not in getattr(generator, "loaded_adapters", ()):
+                    if Path(path).exists() or hasattr(generator, "loaded_adapters"):
+                        verify_adapter(Path(path), sha256)  # the bundled generator reads these very files
+                    generator.load_adapter(name, Path(path))
+                self._loaded_adapters.add(name)
                 generator.activate_adapter(name)
             except Exception as exc:
-                log.error("keeping adapter %s: could not load %s: %s", current, name, exc)
+                self._refused_adapters.add((name, sha256))
+                log.error("keeping adapter %s: refused %s: %s", current or "(base model)", name, exc)
+                return
+            # Keep the new and the previous adapter in memory (a rollback is then instant); free the rest.
+            for stale in sorted(self._loaded_adapters - {name, current}):
+                try:
+                    generator.unload_adapter(stale)
+                    self._loaded_adapters.discard(stale)
+                except Exception as exc:
+                    log.warning("could not unload adapter %s: %s", stale, exc)

@@ -8,7 +8,7 @@ values and keeps secrets out of their reach.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -41,12 +41,22 @@ class Settings(BaseSettings):
     )
     generator_api_key: SecretStr | None = Field(default=None, description="API key for that server, if any.")
     max_new_tokens: int = Field(default=200, ge=16, le=4096, description="Longest answer, in tokens.")
+    repetition_penalty: float = Field(
+        default=1.15,
+        ge=1.0,
+        le=2.0,
+        description="Bundled model only: discourages the small model from looping on its own words.",
+    )
     max_question_chars: int = Field(
         default=4000, ge=100, description="Longer questions are cut to this for the model, with a notice."
     )
 
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Slack user ids allowed to retrain and roll back (comma-separated)."
+    )
+    slack_workspace_admins: bool = Field(
+        default=False,
+        description="Also let Slack workspace admins and owners retrain and roll back (needs users:read).",
     )
     answer_direct_messages: bool = True
     answer_private_channels: bool = True
@@ -65,6 +75,30 @@ class Settings(BaseSettings):
     )
     slack_api_url: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url")
+    )
+
+    # Re-training (tanya retrain / tanya worker); see docs/alignment.md.
+    train_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where the worker trains: auto (CUDA if present), cpu or cuda (QLoRA)."
+    )
+    train_min_answers: int = Field(
+        default=8, ge=1, description="Fewer 👍 answers + corrections than this: 'not enough feedback yet'."
+    )
+    train_schedule_minutes: float = Field(
+        default=60.0, ge=0, description="How often the worker checks for new feedback to train on; 0 turns it off."
+    )
+    train_min_new_feedback: int = Field(
+        default=20, ge=1, description="New votes + corrections since the last run that start a run by themselves."
+    )
+    gate_margin: float = Field(
+        default=0.02, ge=0, description="How much better (nats/token on held-out answers) a new adapter must be."
+    )
+    gate_regression_tolerance: float = Field(
+        default=0.0, ge=0, description="How much worse a new adapter may be on the fixed regression set."
+    )
+    worker_poll_seconds: float = Field(default=5.0, gt=0, description="Pause between looks at the job queue.")
+    worker_stale_minutes: float = Field(
+        default=10.0, gt=0, description="A running job without a heartbeat for this long is marked failed."
     )
 
     @field_validator("admins", mode="before")

@@ -24,6 +24,10 @@ def claim_event(session: Session, event_id: str, kind: str = "") -> bool:
     return True
 
 
+def is_claimed(session: Session, event_id: str) -> bool:
+    return session.get(ProcessedEvent, event_id) is not None
+
+
 def forget_events_before(session: Session, cutoff: datetime | None = None) -> int:
     """Slack stops retrying after about an hour; older claims only take space."""
     cutoff = cutoff or utcnow() - timedelta(days=2)

@@ -135,7 +135,7 @@ def test_a_40k_character_question_is_truncated_with_a_notice(run: Run) -> None:
     payload = json.loads(result.stdout)
     assert payload["question_truncated"] is True
     human = run("ask", question)
-    assert "only the first 4,000" in human.stderr
+    assert "middle was cut" in human.stderr and "4,000 characters" in human.stderr
 
 
 def test_missing_path_and_binary_file_are_reported_and_the_rest_ingested(run: Run, tmp_path: Path) -> None:

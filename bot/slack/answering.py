@@ -1,0 +1,136 @@
+"""From a question in Slack to a finished answer in its thread.
+
+The order matters for users and for the data: claim the message (exactly one answer however often
+Slack delivers it), post a placeholder at once (the user sees that tanya is on it), generate on the
+bounded answer pool while streaming into the placeholder, then replace it with the Block Kit answer.
+The interaction is recorded with the placeholder's ``ts``, so a 👍 on the finished message finds it.
+Whatever fails, the thread gets a short apology and the log gets the details, never the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from bot.service import InputError
+from bot.slack import render
+from bot.slack.context import SlackContext
+from bot.slack.once import claim, in_progress_key, message_key
+from bot.slack.streaming import StreamingMessage
+from bot.slack.text import escape
+from storage import ChannelKind
+from storage.interactions import thread_interactions
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 3
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    user: str
+    channel: str
+    ts: str
+    thread_ts: str
+    origin: ChannelKind
+    team: str | None = None
+
+
+def _reference() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class Answerer:
+    def __init__(self, ctx: SlackContext) -> None:
+        self.ctx = ctx
+
+    def handle(self, question: Question) -> None:
+        """Called from a lazy listener: claim, placeholder, then hand generation to the answer pool."""
+        try:
+            if not claim(self.ctx.database, message_key(question.channel, question.ts), "answer"):
+                log.debug("already answering %s/%s", question.channel, question.ts)
+                return
+        except Exception:
+            reference = _reference()
+            log.exception("could not claim %s/%s (reference %s)", question.channel, question.ts, reference)
+            self._post_problem(question, render.apology(reference))
+            return
+        try:
+            placeholder = self.ctx.client.chat_postMessage(
+                channel=question.channel,
+                thread_ts=question.thread_ts,
+                text=render.PLACEHOLDER_TEXT,
+                blocks=render.placeholder_blocks(),
+            )
+        except Exception:
+            log.exception("could not post in %s; the question goes unanswered", question.channel)
+            return
+        try:
+            claim(self.ctx.database, in_progress_key(question.channel, str(placeholder["ts"])), "writing")
+        except Exception:  # only early reactions depend on it; the answer itself does not
+            log.warning("could not mark %s/%s as in progress", question.channel, placeholder["ts"])
+        try:
+            self.ctx.answers.submit(self._answer, question, str(placeholder["ts"]))
+        except RuntimeError:  # shutting down: the pool takes no new work
+            self._replace(question, str(placeholder["ts"]), render.RESTARTING)
+
+    def _answer(self, question: Question, ts: str) -> None:
+        if self.ctx.stopping.is_set():
+            self._replace(question, ts, render.RESTARTING)
+            return
+        stream = StreamingMessage(self.ctx.client, question.channel, ts, interval=self.ctx.stream_interval)
+        try:
+            answer = self.ctx.service.ask(
+                question.text,
+                origin=question.origin,
+                user_id=question.user,
+                team_id=question.team,
+                channel_id=question.channel,
+                thread_ts=question.thread_ts,
+                message_ts=ts,
+                history=self._history(question),
+                streaming_callback=stream.append,
+            )
+        except InputError as exc:
+            stream.finish(text=str(exc), blocks=render.problem_blocks(escape(str(exc))))
+            return
+        except Exception:
+            reference = _reference()
+            log.exception("answering %s/%s failed (reference %s)", question.channel, question.ts, reference)
+            message = render.apology(reference)
+            stream.finish(text=message, blocks=render.problem_blocks(message))
+            return
+        if not stream.finish(text=render.answer_fallback(answer), blocks=render.answer_blocks(answer)):
+            # Blocks can be refused where plain text is not: never leave "writing…" behind.
+            log.error("Slack refused the blocks of answer #%s; sending it as text", answer.interaction_id)
+            text = f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id})"
+            self._replace(question, ts, text, plain=True)
+
+    def _history(self, question: Question) -> list[tuple[str, str]]:
+        """Earlier (question, answer) turns of this thread, so "and on Android?" makes sense."""
+        if question.thread_ts == question.ts:
+            return []
+        with self.ctx.database.session() as session:
+            turns = thread_interactions(session, question.channel, question.thread_ts)
+            return [(turn.question, turn.answer) for turn in turns][-HISTORY_TURNS:]
+
+    def _replace(self, question: Question, ts: str, message: str, *, plain: bool = False) -> None:
+        """Rewrite the placeholder with a notice (or, ``plain``, with text and no blocks at all)."""
+        try:
+            blocks = [] if plain else render.problem_blocks(message)
+            self.ctx.client.chat_update(channel=question.channel, ts=ts, text=message, blocks=blocks)
+        except Exception as exc:
+            log.warning("could not update %s/%s: %s", question.channel, ts, exc)
+
+    def _post_problem(self, question: Question, message: str) -> None:
+        try:
+            self.ctx.client.chat_postMessage(
+                channel=question.channel,
+                thread_ts=question.thread_ts,
+                text=message,
+                blocks=render.problem_blocks(message),
+            )
+        except Exception as exc:
+            log.warning("could not tell %s about a failure: %s", question.channel, exc)

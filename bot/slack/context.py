@@ -1,0 +1,60 @@
+"""What every listener needs, built once per process and passed in explicitly (no globals)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.service import Tanya
+from bot.settings import Settings
+from bot.slack.admin import AdminCheck
+from bot.slack.channels import ChannelKinds
+from storage import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackContext:
+    settings: Settings
+    service: Tanya
+    client: WebClient
+    answer_workers: int = 1
+    stream_interval: float = 1.0
+    stopping: threading.Event = field(default_factory=threading.Event)
+    channels: ChannelKinds = field(init=False)
+    admins: AdminCheck = field(init=False)
+    answers: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channels = ChannelKinds(self.client)
+        self.admins = AdminCheck(self.settings, self.client)
+        # Generation is CPU- or GPU-bound: a small, separate pool keeps it from starving the listeners
+        # that record votes and acknowledge commands.
+        self.answers = ThreadPoolExecutor(max_workers=self.answer_workers, thread_name_prefix="tanya-answer")
+
+    @property
+    def database(self) -> Database:
+        return self.service.database
+
+    def ephemeral(self, *, channel: str, user: str, text: str, thread_ts: str | None = None) -> bool:
+        """A note only ``user`` sees; failures are logged, never raised (it is a courtesy, not the work)."""
+        try:
+            kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+            if thread_ts:
+                kwargs["thread_ts"] = thread_ts
+            self.client.chat_postEphemeral(**kwargs)
+            return True
+        except Exception as exc:
+            log.warning("could not send an ephemeral note to %s in %s: %s", user, channel, exc)
+            return False
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop answering: the answer being written is finished, queued ones are told to ask again."""
+        self.stopping.set()
+        self.answers.shutdown(wait=wait)

@@ -1,0 +1,105 @@
+"""Votes and corrections from Slack, whichever way they arrive (reaction, button, thread reply, modal).
+
+One person has one vote per answer: 👍 then 👎 changes it, removing a stale 👍 after switching to 👎 keeps
+the 👎 (``Tanya.unrate(up=…)`` only deletes a vote that still has that value). A vote that cannot be
+stored is never dropped silently: the caller gets ``False`` and tells the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.slack.context import SlackContext
+from storage import Interaction
+from storage.feedback import get_vote
+from storage.interactions import find_by_slack_message, get_interaction, thread_interactions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnswerRef:
+    """Where an answer lives, enough to thank someone in its thread."""
+
+    interaction_id: int
+    channel: str | None
+    thread_ts: str | None
+    question: str
+
+
+def _ref(interaction: Interaction) -> AnswerRef:
+    return AnswerRef(interaction.id, interaction.channel_id, interaction.thread_ts, interaction.question)
+
+
+class Feedback:
+    def __init__(self, ctx: SlackContext) -> None:
+        self.ctx = ctx
+
+    def answer_for_message(self, channel: str, ts: str) -> AnswerRef | None:
+        """The answer a reaction is on, or None when the message is not one of tanya's answers."""
+        with self.ctx.database.session() as session:
+            interaction = find_by_slack_message(session, channel, ts)
+            return _ref(interaction) if interaction else None
+
+    def answer_by_id(self, interaction_id: int) -> AnswerRef | None:
+        with self.ctx.database.session() as session:
+            interaction = get_interaction(session, interaction_id)
+            return _ref(interaction) if interaction else None
+
+    def vote(self, interaction_id: int, *, user: str, up: bool, source: str) -> None:
+        self.ctx.service.rate(interaction_id, user_id=user, up=up, source=source)
+
+    def withdraw(self, interaction_id: int, *, user: str, up: bool) -> bool:
+        return self.ctx.service.unrate(interaction_id, user_id=user, up=up)
+
+    def correct(self, interaction_id: int, *, user: str, text: str, source: str) -> int:
+        return self.ctx.service.correct(interaction_id, user_id=user, text=text, source=source)
+
+    def pending_correction(self, channel: str, thread_ts: str, user: str) -> AnswerRef | None:
+        """The newest answer in this thread that ``user`` voted 👎 and has not corrected since.
+
+        A thread reply from that person (without an @mention) is then their better answer.
+        """
+        with self.ctx.database.session() as session:
+            for interaction in reversed(thread_interactions(session, channel, thread_ts)):
+                vote = get_vote(session, interaction_id=interaction.id, user_id=user)
+                if vote is None or vote.value != -1:
+                    continue
+                corrected = any(
+                    correction.user_id == user and correction.created_at >= vote.updated_at
+                    for correction in interaction.corrections
+                )
+                if not corrected:
+                    return _ref(interaction)
+        return None
+
+    def is_answer_thread(self, channel: str, thread_ts: str) -> bool:
+        with self.ctx.database.session() as session:
+            return bool(thread_interactions(session, channel, thread_ts))
+
+    # -- what people are told ---------------------------------------------------------------------
+
+    @staticmethod
+    def thanks(up: bool) -> str:
+        if up:
+            return "Thanks for the 👍 — noted. It helps tanya learn what good answers look like."
+        return (
+            "Thanks for the 👎 — noted. If you know the right answer, reply in this thread with it "
+            "(no need to mention me) or press *✏️ Suggest a better answer*; tanya learns from corrections."
+        )
+
+    @staticmethod
+    def not_recorded(up: bool | None) -> str:
+        what = "vote" if up is None else ("👍" if up else "👎")
+        return (
+            f"Sorry — I could not record your {what} just now because of a problem on my side. "
+            "Please try again in a few minutes."
+        )
+
+    @staticmethod
+    def correction_thanks(answer: AnswerRef) -> str:
+        return (
+            f"Thank you — your correction to answer #{answer.interaction_id} is saved. "
+            "tanya will learn from it the next time it is re-trained."
+        )

@@ -1,0 +1,96 @@
+"""👍/👎 reactions on tanya's answers become votes; every other reaction is ignored.
+
+Only reactions on a message that is a recorded answer count (``find_by_slack_message``), whatever the
+emoji's skin tone. Adding sets or changes the person's single vote; removing withdraws it only if it
+still has that value. If the database cannot take the vote, the person is told so privately.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+
+from bot.slack.context import SlackContext
+from bot.slack.feedback import Feedback
+from bot.slack.once import claim, claimed, event_key, in_progress_key
+from bot.slack.text import vote_from_reaction
+
+log = logging.getLogger(__name__)
+
+# An answer is recorded when it is complete, but people react while it is still streaming. A reaction
+# on a message marked in progress (in SQL, so any replica sees it) therefore waits in its lazy listener
+# for the answer's row rather than being dropped; answers on the bundled CPU model finish well within this.
+ANSWER_WAIT_SECONDS = 180.0
+ANSWER_POLL_SECONDS = 0.5
+
+
+class ReactionVotes:
+    def __init__(self, ctx: SlackContext, feedback: Feedback) -> None:
+        self.ctx = ctx
+        self.feedback = feedback
+
+    def on_reaction(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        up = vote_from_reaction(event.get("reaction", ""))
+        item = event.get("item") or {}
+        user = event.get("user")
+        if up is None or item.get("type") != "message" or not user or user == context.bot_user_id:
+            return
+        item_user = event.get("item_user")
+        if item_user and context.bot_user_id and item_user != context.bot_user_id:
+            return  # on someone else's message: no database work at all
+        channel, ts = item.get("channel"), item.get("ts")
+        if not channel or not ts:
+            return
+        added = event.get("type") == "reaction_added"
+        try:
+            key = event_key(body)
+            if key and not claim(self.ctx.database, key, event.get("type", "")):
+                return
+            answer = self.feedback.answer_for_message(channel, ts)
+            if answer is None and claimed(self.ctx.database, in_progress_key(channel, ts)):
+                answer = self._wait_for_answer(channel, ts)
+            if answer is None:
+                return
+            if added:
+                self.feedback.vote(answer.interaction_id, user=user, up=up, source="reaction")
+            else:
+                self.feedback.withdraw(answer.interaction_id, user=user, up=up)
+        except Exception:
+            log.exception(
+                "could not record a %s reaction by %s on %s/%s", event.get("reaction"), user, channel, ts
+            )
+            if added:
+                self.ctx.ephemeral(channel=channel, user=user, text=self.feedback.not_recorded(up))
+            return
+        if added:
+            self.ctx.ephemeral(
+                channel=channel, user=user, text=self.feedback.thanks(up), thread_ts=answer.thread_ts
+            )
+
+
+    def _wait_for_answer(self, channel: str, ts: str) -> Any:
+        """Poll until the answer being written in this message is recorded, or give up at the deadline."""
+        deadline = time.monotonic() + ANSWER_WAIT_SECONDS
+        pause = threading.Event()
+        while time.monotonic() < deadline:
+            pause.wait(ANSWER_POLL_SECONDS)
+            answer = self.feedback.answer_for_message(channel, ts)
+            if answer is not None:
+                return answer
+        log.info("reaction on %s/%s: no answer was recorded for that message", channel, ts)
+        return None
+
+
+def register(app: App, votes: ReactionVotes) -> None:
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
+    def record_reaction(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        votes.on_reaction(body, event, context)
+
+    app.event("reaction_added")(ack=acknowledge, lazy=[record_reaction])
+    app.event("reaction_removed")(ack=acknowledge, lazy=[record_reaction])

@@ -1,0 +1,173 @@
+"""``tanya serve``: wire the service, the Bolt app and the job poller, then run one transport.
+
+Socket Mode when ``SLACK_APP_TOKEN`` is set, otherwise HTTP on ``--host``/``--port``. The models are
+loaded before the first event is accepted: the first question should not pay for start-up, and two
+questions arriving together must not load the model twice. Tests and the benchmark use
+``build_runtime`` and ``start_http`` directly — the same code path, without blocking.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.service import InputError, Tanya
+from bot.settings import Settings
+from bot.slack.app import build_app
+from bot.slack.client import api_base_url, make_web_client
+from bot.slack.context import SlackContext
+from bot.slack.jobs import JobStatusPoller
+from bot.slack.server import EVENTS_PATH, HttpServer, SlackWsgiApp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackRuntime:
+    ctx: SlackContext
+    app: App
+    poller: JobStatusPoller
+    socket_mode: bool
+
+    @property
+    def service(self) -> Tanya:
+        return self.ctx.service
+
+    def close(self, *, wait: bool = True) -> None:
+        self.poller.stop()
+        self.ctx.close(wait=wait)
+
+
+def check_settings(settings: Settings) -> None:
+    """Fail in one line, before anything starts, on a configuration Slack would reject later."""
+    if not settings.slack_bot_token:
+        raise InputError(
+            "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) from the app's page."
+        )
+    if settings.slack_app_token:
+        if not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise InputError("SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write.")
+    elif not settings.slack_signing_secret:
+        raise InputError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify requests "
+            "(or set SLACK_APP_TOKEN to use Socket Mode)."
+        )
+
+
+def connect_app(ctx: SlackContext, *, socket_mode: bool, listener_executor: Executor | None) -> App:
+    """Build the Bolt app, which checks the token with ``auth.test``: a wrong token or an unreachable
+    Slack stops start-up here, in one line, before the models are loaded."""
+    try:
+        return build_app(ctx, socket_mode=socket_mode, listener_executor=listener_executor)
+    except BoltError as exc:
+        cause = exc.__cause__ or exc.__context__
+        code = cause.response.get("error") if isinstance(cause, SlackApiError) else None
+        raise InputError(
+            f"Slack did not accept SLACK_BOT_TOKEN ({code or exc}): copy the Bot User OAuth Token again."
+        ) from exc
+    except (OSError, SlackClientError) as exc:
+        raise InputError(f"cannot reach Slack at {api_base_url(ctx.settings)}: {exc}") from exc
+
+
+def default_answer_workers(settings: Settings) -> int:
+    """One answer at a time on the bundled CPU model (parallel answers only slow each other down);
+    a few at once against a generation server, which batches them."""
+    return 4 if settings.generator else 1
+
+
+def build_runtime(
+    settings: Settings,
+    service: Tanya | None = None,
+    *,
+    job_poll_seconds: float = 10.0,
+    stream_interval: float = 1.0,
+    warm_up: bool = True,
+    listener_executor: Executor | None = None,
+) -> SlackRuntime:
+    check_settings(settings)
+    service = service or Tanya(settings)
+    client = make_web_client(settings)
+    ctx = SlackContext(
+        settings=settings,
+        service=service,
+        client=client,
+        answer_workers=default_answer_workers(settings),
+        stream_interval=stream_interval,
+    )
+    socket_mode = bool(settings.slack_app_token)
+    app = connect_app(ctx, socket_mode=socket_mode, listener_executor=listener_executor)
+    database = service.database
+    if warm_up:
+        _ = service.rag  # loads the embedder and the generator now, once
+    poller = JobStatusPoller(database, client, interval=job_poll_seconds)
+    return SlackRuntime(ctx=ctx, app=app, poller=poller, socket_mode=socket_mode)
+
+
+def start_http(
+    runtime: SlackRuntime, host: str, port: int, *, server: HttpServer | None = None
+) -> HttpServer:
+    """Serve the runtime over HTTP (on ``server`` if the port was bound already) and start the poller."""
+    server = server or HttpServer(host, port)
+    server.start(SlackWsgiApp(runtime.app, runtime.ctx.database))
+    runtime.poller.start()
+    return server
+
+
+def _wait_for_stop() -> None:
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM; answers already being written are finished before exiting."""
+    check_settings(settings)
+    server = None if settings.slack_app_token else HttpServer(host, port)
+    try:
+        runtime = build_runtime(settings)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    try:
+        if runtime.socket_mode:
+            from bot.slack.socket_mode import connect_socket_mode
+
+            token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
+            handler = connect_socket_mode(runtime.app, token)
+            runtime.poller.start()
+            if on_ready:
+                on_ready("connected to Slack in Socket Mode")
+            try:
+                _wait_for_stop()
+            finally:
+                handler.close()
+        else:
+            server = start_http(runtime, host, port, server=server)
+            if on_ready:
+                on_ready(f"listening on {server.url}{EVENTS_PATH} (health: {server.url}/healthz)")
+            try:
+                _wait_for_stop()
+            finally:
+                server.stop()
+    finally:
+        runtime.close()

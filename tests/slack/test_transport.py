@@ -1,0 +1,234 @@
+"""The HTTP endpoint itself: verification, signatures, bad input, health, and the real ``tanya serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from storage import Database
+from tests.conftest import REPO_ROOT
+from tests.slack import slack_requests as slack
+from tests.slack.emulator import BOT_TOKEN, SIGNING_SECRET
+
+TANYA = str(Path(sys.executable).with_name("tanya"))
+
+
+def test_signatures_match_slack_sdk() -> None:
+    body, stamp = '{"type":"url_verification"}', int(time.time())
+    verifier = SignatureVerifier(SIGNING_SECRET)
+    assert verifier.is_valid(body, stamp, slack.signature(body, stamp))
+    assert not verifier.is_valid(body, stamp, slack.signature(body, stamp, "another secret"))
+
+
+def test_url_verification_echoes_the_challenge(make_bot) -> None:
+    bot = make_bot()
+    reply = bot.send_body(
+        {
+            "token": "x",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+    assert reply.status == 200
+    assert "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in reply.body
+
+
+@pytest.mark.parametrize(
+    ("secret", "age_seconds"),
+    [("not the signing secret", 0), (SIGNING_SECRET, 6 * 60), (None, 0)],
+    ids=["bad-signature", "stale-timestamp", "unsigned"],
+)
+def test_unverified_requests_are_refused(make_bot, secret: str | None, age_seconds: int) -> None:
+    bot = make_bot()
+    body = json.dumps(slack.event_callback(slack.app_mention("hello", user="U1", channel="C1")))
+    reply = slack.post(bot.events_url, body, secret=secret, timestamp=int(time.time()) - age_seconds)
+    assert reply.status == 401
+    assert bot.emulator.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"type": "event_callback", "event": ', "application/json"),
+        ("[1, 2, 3]", "application/json"),
+        ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        ("\xff\xfe", "application/json"),
+    ],
+    ids=["truncated-json", "json-array", "bad-form-payload", "not-utf8"],
+)
+def test_malformed_bodies_get_400_and_the_bot_keeps_working(make_bot, body: str, content_type: str) -> None:
+    bot = make_bot()
+    reply = slack.post(bot.events_url, body.encode("latin-1"), content_type=content_type)
+    assert reply.status == 400
+    assert slack.get(f"{bot.server.url}/healthz").status == 200
+    challenge = bot.send_body({"type": "url_verification", "challenge": "still-alive", "token": "x"})
+    assert challenge.status == 200 and "still-alive" in challenge.body
+
+
+def test_health_and_readiness(make_bot) -> None:
+    bot = make_bot()
+    health = slack.get(f"{bot.server.url}/healthz")
+    assert health.status == 200 and health.json() == {"status": "ok"}
+    ready = slack.get(f"{bot.server.url}/readyz")
+    assert ready.status == 200 and ready.json()["database"] == "ok"
+    assert slack.get(f"{bot.server.url}/nothing-here").status == 404
+
+    wsgi_app = bot.server.server.get_app()
+    working, wsgi_app.database = wsgi_app.database, Database("postgresql+psycopg://tanya@127.0.0.1:9/down")
+    try:
+        down = slack.get(f"{bot.server.url}/readyz")
+        assert down.status == 503 and down.json()["status"] == "unavailable"
+        assert slack.get(f"{bot.server.url}/healthz").status == 200, "alive, just not ready"
+    finally:
+        wsgi_app.database.dispose()
+        wsgi_app.database = working
+
+
+def test_every_subscribed_event_type_is_acknowledged(make_bot) -> None:
+    """No 404 (which Slack retries), not even for event types tanya has no use for."""
+    bot = make_bot()
+    for event in (
+        {"type": "member_joined_channel", "user": "U1", "channel": "C1", "event_ts": slack.new_ts()},
+        {
+            "type": "app_home_opened",
+            "user": "U1",
+            "channel": "D1",
+            "tab": "messages",
+            "event_ts": slack.new_ts(),
+        },
+        {"type": "app_uninstalled", "event_ts": slack.new_ts()},
+        slack.message(
+            "edited",
+            user=None,
+            channel="C1",
+            channel_type="channel",
+            subtype="message_changed",
+            message={"text": "x", "user": "U1"},
+        ),
+        slack.message("gone", user=None, channel="C1", channel_type="channel", subtype="message_deleted"),
+    ):
+        assert bot.send_event(event).status == 200, event["type"]
+    bot.settle()
+    assert bot.emulator.calls_to("chat.postMessage") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.model
+def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cache: Path) -> None:
+    """The real CLI entry point, in a subprocess: starts, verifies the token, serves, stops on SIGTERM."""
+    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(model_cache, target_is_directory=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TANYA_HOME": str(home),
+        "TANYA_MAX_NEW_TOKENS": "24",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": emulator.api_url,
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    process = subprocess.Popen(
+        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"tanya serve exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                return slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        slack.wait_until(healthy, timeout=180, interval=0.2, what="tanya serve to listen")
+        assert emulator.calls_to("auth.test"), "the token is checked at start-up"
+        reply = slack.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            json.dumps({"type": "url_verification", "challenge": "cli", "token": "x"}),
+        )
+        assert reply.status == 200 and "cli" in reply.body
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "listening on http://127.0.0.1" in output
+    assert "Traceback" not in output
+
+
+def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLACK_")}
+    env["TANYA_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [TANYA, "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_reports_a_rejected_token_in_one_line(emulator, tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLACK_")}
+    env.update(
+        TANYA_HOME=str(tmp_path),
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=emulator.api_url,
+    )
+    result = subprocess.run(
+        [TANYA, "serve", "--port", str(_free_port())],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "invalid_auth" in result.stderr and "SLACK_BOT_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert emulator.calls_to("auth.test")
+
+
+def test_serve_reports_a_busy_port_before_loading_anything(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLACK_")}
+    env.update(TANYA_HOME=str(tmp_path), SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
