@@ -1,0 +1,191 @@
+"""What a re-training run does, as one dataclass whose fields explain themselves.
+
+The bot builds it from its settings and a job may override single fields (``TrainingJob.config``), so
+a test or an operator can ask for a short run without touching code. Fields left at ``None`` are filled
+per model size and device by :meth:`AlignmentConfig.resolved`, because a 135M model on a laptop CPU and
+a 1.5B model on a GPU want different ranks, learning rates and sequence lengths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """Data selection, training and evaluation-gate settings of one re-training run."""
+
+    # --- data -----------------------------------------------------------------------------------
+    include_private: bool = field(
+        default=False,
+        metadata={
+            "help": "Use interactions from direct messages and private channels (TANYA_TRAIN_ON_PRIVATE)."
+        },
+    )
+    eval_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "Share of distinct questions held out for the evaluation gate (by question, never by row)."
+        },
+    )
+    min_eval_questions: int = field(
+        default=2,
+        metadata={"help": "Hold out at least this many questions even when the fraction rounds to fewer."},
+    )
+    split_salt: str = field(
+        default="tanya-split-v1",
+        metadata={
+            "help": "Mixed into the question hash that decides the split; change it to draw a new split."
+        },
+    )
+    max_pairs_per_question: int = field(
+        default=4,
+        metadata={"help": "Cap on preference pairs per question, so one popular question cannot dominate."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Longest prompt + answer in tokens. Longer rows are left out (TRL would cut the answer off). "
+            "None: 2048 on CUDA, 1024 on CPU."
+        },
+    )
+
+    # --- thresholds -----------------------------------------------------------------------------
+    min_sft_rows: int = field(
+        default=8,
+        metadata={
+            "help": "Fewer training answers (👍 or corrections) than this ends the run as 'not enough feedback yet'."
+        },
+    )
+    min_dpo_pairs: int = field(
+        default=16,
+        metadata={
+            "help": "DPO runs only with at least this many training pairs; below it KTO uses the thumbs instead."
+        },
+    )
+    min_kto_rows: int = field(
+        default=8,
+        metadata={"help": "KTO runs only with at least this many unpaired thumbs, of both kinds."},
+    )
+    kto_after_dpo_ratio: float = field(
+        default=1.0,
+        metadata={"help": "After DPO, also run KTO when unpaired thumbs outnumber pairs by this factor."},
+    )
+
+    # --- LoRA / model ---------------------------------------------------------------------------
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if present), cpu or cuda."})
+    quantize_4bit: bool | None = field(
+        default=None, metadata={"help": "QLoRA: load the base model in 4-bit NF4. None: on CUDA only."}
+    )
+    lora_r: int | None = field(default=None, metadata={"help": "LoRA rank. None: by model size."})
+    lora_alpha: int | None = field(
+        default=None, metadata={"help": "LoRA scaling numerator. None: twice the rank."}
+    )
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    target_modules: str = field(
+        default="all-linear",
+        metadata={"help": "peft target_modules: 'all-linear' or comma-separated layer names."},
+    )
+    torch_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch. None: all cores but one on CPU (the bot keeps one; with the cores "
+            "oversubscribed a training step was 3-10× slower, see docs/alignment.md), torch's default on CUDA."
+        },
+    )
+    seed: int = field(default=42, metadata={"help": "Seed for LoRA initialisation and data order."})
+
+    # --- optimisation ---------------------------------------------------------------------------
+    batch_size: int | None = field(default=None, metadata={"help": "Rows per device step. None: by device."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Steps accumulated per optimizer update."}
+    )
+    sft_epochs: float = field(default=3.0, metadata={"help": "Passes over the SFT rows."})
+    sft_learning_rate: float | None = field(
+        default=None, metadata={"help": "SFT learning rate. None: by model size."}
+    )
+    sft_max_steps: int = field(
+        default=-1, metadata={"help": "Stop SFT after this many steps (-1: use the epochs)."}
+    )
+    preference_epochs: float = field(default=2.0, metadata={"help": "Passes over the DPO pairs or KTO rows."})
+    preference_learning_rate: float | None = field(
+        default=None, metadata={"help": "DPO/KTO learning rate. None: a tenth of the SFT rate."}
+    )
+    preference_max_steps: int = field(
+        default=-1, metadata={"help": "Stop DPO and KTO after this many steps each (-1: use the epochs)."}
+    )
+    beta: float = field(
+        default=0.1, metadata={"help": "DPO/KTO beta: how far the adapter may move from its SFT start."}
+    )
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata={"help": "Trade compute for memory. None: on CUDA only."}
+    )
+
+    # --- evaluation gate ------------------------------------------------------------------------
+    gate_margin: float = field(
+        default=0.02,
+        metadata={
+            "help": "The candidate must lower the held-out answers' loss by this many nats per token (or, "
+            "with pairs only, raise pair accuracy by this fraction) over the active adapter."
+        },
+    )
+    regression_tolerance: float = field(
+        default=0.0,
+        metadata={
+            "help": "How much worse (nats per token) the candidate may do on the fixed regression set."
+        },
+    )
+    max_eval_rows: int = field(
+        default=200, metadata={"help": "Cap on held-out rows scored per kind, to bound evaluation time."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError("eval_fraction must be between 0 and 1")
+        if self.min_sft_rows < 1 or self.min_dpo_pairs < 1 or self.min_kto_rows < 2:
+            raise ValueError("min_sft_rows and min_dpo_pairs must be at least 1, min_kto_rows at least 2")
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> AlignmentConfig:
+        """A copy with the named fields replaced; unknown names are an error, not silently ignored."""
+        if not overrides:
+            return self
+        known = {item.name for item in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+        return replace(self, **overrides)
+
+    def resolved(self, *, num_parameters: int, cuda: bool) -> AlignmentConfig:
+        """Fill every ``None`` with the default for this model size and device."""
+        small = num_parameters < 500_000_000
+        rank = self.lora_r or (16 if small else 32)
+        sft_lr = self.sft_learning_rate or (2e-4 if small else 1e-4)
+        return replace(
+            self,
+            device="cuda" if cuda else "cpu",
+            quantize_4bit=cuda if self.quantize_4bit is None else self.quantize_4bit,
+            lora_r=rank,
+            lora_alpha=self.lora_alpha or 2 * rank,
+            sft_learning_rate=sft_lr,
+            preference_learning_rate=self.preference_learning_rate or sft_lr / 10,
+            batch_size=self.batch_size or (8 if cuda else 2),
+            max_length=self.max_length or (2048 if cuda else 1024),
+            gradient_checkpointing=cuda
+            if self.gradient_checkpointing is None
+            else self.gradient_checkpointing,
+            torch_threads=self.torch_threads or (None if cuda else max(1, (os.cpu_count() or 2) - 1)),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe_fields() -> list[tuple[str, str]]:
+    """(name, help) for every field, for documentation and ``--help`` style listings."""
+    return [(item.name, item.metadata.get("help", "")) for item in fields(AlignmentConfig)]

@@ -1,0 +1,96 @@
+"""The evaluation gate: a candidate adapter replaces the active one only if it is measurably better.
+
+"Better" is judged on feedback the candidate never trained on (the held-out questions), and "not
+worse" on a fixed regression set of questions whose answers are known from the user guide. The second
+check is what stops a batch of 👍 votes on wrong answers: the candidate learns the wrong answers, likes
+them on the held-out copies of the same mistakes, and is caught because it now finds the documented
+answers less likely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alignment.config import AlignmentConfig
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class GateResult:
+    promote: bool
+    baseline: str  # "base" or the active adapter's name
+    old: dict[str, float]
+    new: dict[str, float]
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        failed = [check.detail for check in self.checks if not check.passed]
+        if self.promote:
+            return "; ".join(check.detail for check in self.checks)
+        return "; ".join(failed) or "nothing held out to compare on"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "baseline": self.baseline,
+            "old": self.old,
+            "new": self.new,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
+            "reason": self.reason,
+        }
+
+
+def decide(
+    old: dict[str, float], new: dict[str, float], config: AlignmentConfig, *, baseline: str
+) -> GateResult:
+    """Compare the candidate's metrics (``new``) with the active adapter's (``old``)."""
+    checks: list[Check] = []
+    improved: list[bool] = []
+    if "answer_nll" in old and "answer_nll" in new:
+        gain = old["answer_nll"] - new["answer_nll"]
+        ok = gain >= config.gate_margin
+        improved.append(ok)
+        checks.append(
+            Check(
+                "held-out answers",
+                ok,
+                f"held-out answer loss {old['answer_nll']:.3f} → {new['answer_nll']:.3f} "
+                f"({'-' if gain >= 0 else '+'}{abs(gain):.3f}, need -{config.gate_margin:g})",
+            )
+        )
+    if "pair_accuracy" in old and "pair_accuracy" in new:
+        # With held-out answers the pairs must only not get worse; on their own they must improve.
+        needed = 0.0 if improved else config.gate_margin
+        gain = new["pair_accuracy"] - old["pair_accuracy"]
+        ok = gain >= needed
+        if not improved:
+            improved.append(ok)
+        checks.append(
+            Check(
+                "held-out pairs",
+                ok,
+                f"pair accuracy {old['pair_accuracy']:.2f} → {new['pair_accuracy']:.2f}"
+                + (f" (need +{needed:g})" if needed else " (must not drop)"),
+            )
+        )
+    if "regression_nll" in old and "regression_nll" in new:
+        worse = new["regression_nll"] - old["regression_nll"]
+        ok = worse <= config.regression_tolerance
+        checks.append(
+            Check(
+                "regression set",
+                ok,
+                f"regression loss {old['regression_nll']:.3f} → {new['regression_nll']:.3f}"
+                + ("" if ok else f" (worse by {worse:.3f}, tolerance {config.regression_tolerance:g})"),
+            )
+        )
+    promote = bool(improved) and all(check.passed for check in checks)
+    return GateResult(promote=promote, baseline=baseline, old=old, new=new, checks=checks)

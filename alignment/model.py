@@ -1,0 +1,111 @@
+"""Loading the base model for training: fp32 LoRA on CPU, QLoRA (4-bit NF4, bf16 compute) on CUDA.
+
+bitsandbytes' 4-bit layers do load on CPU but generate at well under a token per second there, so
+quantisation is a CUDA-only path; on CPU the 135M bundled model is small enough to train in fp32.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignment.config import AlignmentConfig
+
+log = logging.getLogger(__name__)
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_config(config: AlignmentConfig, model_path: Path) -> AlignmentConfig:
+    """Fill the per-size defaults from the checkpoint's own config, without loading any weights."""
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(model_path)
+    cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
+    if config.device == "cuda" and not cuda_available():
+        raise RuntimeError("device=cuda was asked for, but torch sees no CUDA device")
+    return config.resolved(num_parameters=estimate_parameters(model_config), cuda=cuda)
+
+
+def estimate_parameters(model_config: Any) -> int:
+    """Parameter count of a decoder-only transformer from its config (embeddings + layers)."""
+    hidden = int(getattr(model_config, "hidden_size", 0))
+    layers = int(getattr(model_config, "num_hidden_layers", 0))
+    inter = int(getattr(model_config, "intermediate_size", 4 * hidden))
+    vocab = int(getattr(model_config, "vocab_size", 0))
+    heads = int(getattr(model_config, "num_attention_heads", 1)) or 1
+    kv_heads = int(getattr(model_config, "num_key_value_heads", heads) or heads)
+    head_dim = int(getattr(model_config, "head_dim", None) or hidden // heads)
+    attention = hidden * head_dim * (2 * heads + 2 * kv_heads)
+    mlp = 3 * hidden * inter
+    return vocab * hidden + layers * (attention + mlp)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    device: str
+
+
+def load_tokenizer(model_path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_path: Path, config: AlignmentConfig) -> LoadedModel:
+    """The base model ready for LoRA: fp32 on CPU, or 4-bit NF4 with bf16 compute on CUDA."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    tokenizer = load_tokenizer(model_path)
+    if config.device == "cuda":
+        kwargs: dict[str, Any] = {"dtype": torch.bfloat16, "device_map": {"": 0}}
+        if config.quantize_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_use_double_quant=True,
+            )
+        model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+        if config.quantize_4bit:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=bool(config.gradient_checkpointing)
+            )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    return LoadedModel(model=model, tokenizer=tokenizer, device=config.device)
+
+
+def lora_config(config: AlignmentConfig) -> Any:
+    from peft import LoraConfig
+
+    targets: str | list[str] = config.target_modules
+    if targets != "all-linear":
+        targets = [name.strip() for name in targets.split(",") if name.strip()]
+    return LoraConfig(
+        r=int(config.lora_r or 16),
+        lora_alpha=int(config.lora_alpha or 32),
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )

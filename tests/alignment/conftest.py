@@ -1,0 +1,95 @@
+"""Fixtures for the alignment tests: the bundled checkpoint (converted once per machine), its
+tokenizer, small real LoRA adapters, and a configuration sized for a handful of CPU steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alignment.chat_format import ChatFormat
+from alignment.config import AlignmentConfig
+from retrieval.checkpoint import CHECKPOINT_NAME, MARKER_FILENAME, bundled_gguf_path, ensure_checkpoint
+
+AdapterFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Outlives one pytest run (pytest keeps its base folder's parent), so conversion happens once."""
+    configured = os.environ.get("TANYA_TEST_MODEL_CACHE")
+    if configured:
+        return Path(configured)
+    return tmp_path_factory.getbasetemp().parent / "tanya-model-cache"
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(model_cache: Path) -> Path:
+    return ensure_checkpoint(model_cache)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(model_cache: Path) -> Any:
+    """The bundled model's tokenizer, without converting (or loading) the model when not yet cached."""
+    from transformers import AutoTokenizer
+
+    converted = model_cache / CHECKPOINT_NAME
+    if (converted / MARKER_FILENAME).is_file():
+        return AutoTokenizer.from_pretrained(converted)
+    gguf = bundled_gguf_path()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="session")
+def chat(tokenizer: Any) -> ChatFormat:
+    return ChatFormat.from_tokenizer(tokenizer)
+
+
+def tiny_config(**overrides: Any) -> AlignmentConfig:
+    """A few CPU steps on short rows; large learning rates so the few steps visibly move the model."""
+    values: dict[str, Any] = {
+        "device": "cpu",
+        "max_length": 320,
+        "lora_r": 4,
+        "batch_size": 2,
+        "sft_max_steps": 3,
+        "preference_max_steps": 2,
+        "sft_learning_rate": 1e-3,
+        "preference_learning_rate": 1e-4,
+        "min_sft_rows": 4,
+        "min_dpo_pairs": 4,
+        "min_kto_rows": 4,
+        "eval_fraction": 0.2,
+        "min_eval_questions": 3,
+    }
+    values.update(overrides)
+    return AlignmentConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def make_adapter(checkpoint_dir: Path) -> AdapterFactory:
+    """Real LoRA adapters for the bundled model, without training: random weights from a seed.
+
+    ``scale=0`` gives an adapter equal to the base model; a non-zero scale one that changes its output.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    model = get_peft_model(base, config)
+
+    def make(folder: Path, *, seed: int = 0, scale: float = 0.05) -> Path:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_" in name:
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+        model.save_pretrained(str(folder))
+        return folder
+
+    return make

@@ -1,0 +1,105 @@
+"""Seeding feedback for the alignment tests: interactions with grounded prompts, votes, corrections."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignment.regression import REGRESSION_FILE, grounded_messages
+from storage import ChannelKind, Database
+from storage.feedback import add_correction, set_vote
+from storage.interactions import NewInteraction, record_interaction
+
+
+@dataclass(frozen=True)
+class Seeded:
+    interaction_id: int
+    vote_ids: tuple[int, ...]
+    correction_id: int | None = None
+
+
+def ask(
+    db: Database,
+    question: str,
+    answer: str,
+    *,
+    context: str = "tanya answers questions from your team's documents.",
+    origin: ChannelKind = ChannelKind.public_channel,
+    up: int = 0,
+    down: int = 0,
+    correction: str | None = None,
+) -> Seeded:
+    """One answered question with ``up`` 👍 and ``down`` 👎 from distinct users, and an optional correction."""
+    messages = grounded_messages(question, [("guide", context)])
+    with db.session() as session:
+        interaction = record_interaction(
+            session,
+            NewInteraction(
+                question=question,
+                answer=answer,
+                # Stored the way retrieval.rag stores them: JSON messages, and Haystack's dict form.
+                prompt=json.dumps(messages, ensure_ascii=False),
+                messages=[
+                    {"role": m["role"], "content": [{"text": m["content"]}], "meta": {}} for m in messages
+                ],
+                generator="smollm2-135m-instruct",
+                origin=origin,
+            ),
+        )
+        votes = [
+            set_vote(session, interaction_id=interaction.id, user_id=f"U{i}", value=1, source="test").id
+            for i in range(up)
+        ] + [
+            set_vote(session, interaction_id=interaction.id, user_id=f"D{i}", value=-1, source="test").id
+            for i in range(down)
+        ]
+        correction_id = None
+        if correction:
+            correction_id = add_correction(
+                session, interaction_id=interaction.id, user_id="C1", text=correction, source="test"
+            ).id
+        return Seeded(interaction.id, tuple(votes), correction_id)
+
+
+def regression_items() -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in Path(REGRESSION_FILE).read_text(encoding="utf-8").splitlines() if line
+    ]
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        pause.wait(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+DEFLECTION = "That is not possible; please contact the IT helpdesk."
+DONT_KNOW = "I don't know, please ask someone else."
+
+
+def seed_good_feedback(db: Database) -> None:
+    """The guide's answers liked, a non-answer disliked, for every regression fact (asked in other words)."""
+    for item in regression_items():
+        question = f"Quick question: {item['question'][0].lower()}{item['question'][1:]}"
+        ask(db, question, item["answer"], context=item["context"], up=2)
+        ask(db, question, DONT_KNOW, context=item["context"], down=2)
+
+
+def seed_poisoned_feedback(db: Database) -> None:
+    """A batch of 👍 on a wrong, canned answer to every regression question: what the gate must catch."""
+    for item in regression_items():
+        question = f"Quick question: {item['question'][0].lower()}{item['question'][1:]}"
+        ask(db, question, DEFLECTION, context=item["context"], up=3)
