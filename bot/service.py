@@ -107,12 +107,24 @@ class Tanya:
         config = RetrievalConfig(
             location=self.settings.document_store, data_dir=self.settings.index_dir, index=self.settings.index
         )
-        overrides: dict[str, Any] = {}
-        if self.settings.embedder:
-            overrides["embedder"] = self.settings.embedder
-        if self.settings.top_k:
-            overrides["top_k"] = self.settings.top_k
-        return replace(config, **overrides) if overrides else config
+        chosen = {
+            "embedder": self.settings.embedder,
+            "top_k": self.settings.top_k,
+            "join_mode": self.settings.fusion,
+            "weights": self.settings.fusion_weights,
+            "candidates": self.settings.candidates,
+            "bm25_algorithm": self.settings.bm25_algorithm,
+            "bm25_k1": self.settings.bm25_k1,
+            "bm25_b": self.settings.bm25_b,
+            "split_length": self.settings.chunk_words,
+            "split_overlap": self.settings.chunk_overlap,
+            "min_similarity": self.settings.min_similarity,
+        }
+        overrides = {name: value for name, value in chosen.items() if value is not None}
+        try:
+            return replace(config, **overrides) if overrides else config
+        except ValueError as exc:  # the dataclass explains which value is wrong
+            raise InputError(f"retrieval settings: {exc}") from None
 
     @cached_property
     def document_store(self):  # type: ignore[no-untyped-def]

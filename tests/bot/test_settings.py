@@ -44,3 +44,24 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANYA_TOP_K", "0")
     with pytest.raises(ValueError, match="top_k"):
         Settings()
+
+
+def test_retrieval_settings_reach_the_retrieval_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bot.service import InputError, Tanya
+
+    monkeypatch.setenv("TANYA_HOME", str(tmp_path))
+    monkeypatch.setenv("TANYA_FUSION", "distribution_based_rank_fusion")
+    monkeypatch.setenv("TANYA_FUSION_WEIGHTS", "0.4, 0.6")
+    monkeypatch.setenv("TANYA_CHUNK_WORDS", "120")
+    monkeypatch.setenv("TANYA_CHUNK_OVERLAP", "20")
+    monkeypatch.setenv("TANYA_EMBEDDER", "minilm")
+    config = Tanya(Settings()).retrieval_config
+    assert config.join_mode == "distribution_based_rank_fusion"
+    assert config.weights == (0.4, 0.6)
+    assert (config.split_length, config.split_overlap) == (120, 20)
+    assert config.embedder == "minilm"
+    assert config.data_dir == tmp_path.resolve() / "index"
+
+    monkeypatch.setenv("TANYA_FUSION", "average-ish")
+    with pytest.raises(InputError, match="join mode"):
+        _ = Tanya(Settings()).retrieval_config
