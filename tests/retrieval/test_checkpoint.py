@@ -56,8 +56,9 @@ def test_conversion_happens_once_even_when_two_callers_race(
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 10
+    tick = threading.Event()
     while not calls and time.monotonic() < deadline:
-        time.sleep(0.01)
+        tick.wait(0.01)  # poll for the first caller to start converting
     # The first caller is converting; its output must not be visible under the final name yet.
     assert not (tmp_path / CHECKPOINT_NAME).exists()
     gate.set()
