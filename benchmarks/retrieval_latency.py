@@ -43,7 +43,8 @@ def load_jsonl(path: Path) -> list[dict]:
 def build_chunks(config):
     from haystack import Document
 
-    from retrieval.ingest import build_preprocessing_pipeline, chunk_id
+    from retrieval.ingest import chunk_id
+    from retrieval.preprocessing import build_preprocessing_pipeline
 
     sources = []
     for name in ("beir-scifact", "qa-en", "qa-id"):

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from haystack import Document, Pipeline
-from haystack.components.preprocessors import DocumentCleaner, DocumentSplitter
+from haystack import Document
 from haystack.components.writers import DocumentWriter
 from haystack.document_stores.types import DuplicatePolicy
 
 from retrieval.config import RetrievalConfig
 from retrieval.converters import FileConverter, SkipFile, SourceFile
 from retrieval.embedders import make_embedders
-from retrieval.repair import MojibakeRepairer
+from retrieval.preprocessing import build_preprocessing_pipeline
 from retrieval.stores import save_document_store
 
 # Splitter bookkeeping that means nothing once chunks get their own ids.
@@ -74,38 +73,6 @@ def chunk_id(source: str, index: int, content: str) -> str:
     return hashlib.sha256(f"{source}\x00{index}\x00{content_hash}".encode()).hexdigest()
 
 
-def build_preprocessing_pipeline(config: RetrievalConfig) -> Pipeline:
-    """
-    repair -> cleaner -> splitter: one converted Document in, its chunks out.
-
-    Public so that benchmarks chunk text exactly as ingestion does.
-    """
-    keep_lines = config.split_by in ("passage", "line")
-    pipeline = Pipeline()
-    pipeline.add_component("repair", MojibakeRepairer())
-    pipeline.add_component(
-        "cleaner",
-        DocumentCleaner(
-            # Blank lines separate passages, and newlines lines; keep them when splitting on them.
-            remove_empty_lines=config.split_by != "passage",
-            remove_extra_whitespaces=not keep_lines,
-            # HTML comments in Markdown are invisible to readers (often tool metadata).
-            remove_regex=r"(?s)<!--.*?-->",
-        ),
-    )
-    pipeline.add_component(
-        "splitter",
-        DocumentSplitter(
-            split_by=config.split_by,  # type: ignore[arg-type]
-            split_length=config.split_length,
-            split_overlap=config.split_overlap,
-        ),
-    )
-    pipeline.connect("repair.documents", "cleaner.documents")
-    pipeline.connect("cleaner.documents", "splitter.documents")
-    return pipeline
-
-
 class Ingestor:
     """
     Indexes files and folders into the document store, incrementally.
@@ -157,26 +124,26 @@ class Ingestor:
         pending: list[_Pending] = []
         try:
             for path in files:
-                try:
-                    source = self._converter.read(path)
-                except SkipFile as skip:
-                    done += 1
-                    self._skip(report, path, str(skip), done, total)
-                    continue
                 key = self._key(path)
                 ids, sha, fingerprint = existing.get(key, (set(), None, None))
-                if ids and sha == source.sha256 and fingerprint == self.config.ingest_fingerprint:
-                    report.files_unchanged += 1
-                    done += 1
-                    self._emit(
-                        IngestEvent(kind="file", total=total, done=done, path=path, status="unchanged")
-                    )
-                    continue
                 try:
+                    source = self._converter.read(path)
+                    if ids and sha == source.sha256 and fingerprint == self.config.ingest_fingerprint:
+                        report.files_unchanged += 1
+                        done += 1
+                        self._emit(
+                            IngestEvent(kind="file", total=total, done=done, path=path, status="unchanged")
+                        )
+                        continue
                     chunks = self._chunks(source, key)
-                except SkipFile as skip:
+                except Exception as error:  # one odd file must not stop a folder's ingest
                     done += 1
-                    self._skip(report, path, str(skip), done, total)
+                    reason = str(error) if isinstance(error, SkipFile) else f"could not be converted: {error}"
+                    # A file emptied or broken since the last run keeps no stale chunks behind.
+                    if ids:
+                        self.store.delete_documents(sorted(ids))
+                        report.chunks_deleted += len(ids)
+                    self._skip(report, path, (reason.strip().splitlines() or [reason])[0], done, total)
                     continue
                 pending.append(_Pending(source=source, key=key, chunks=chunks, stale_ids=ids))
                 if sum(len(p.chunks) for p in pending) >= self.config.batch_size:

@@ -206,3 +206,32 @@ def test_the_store_is_saved_even_when_a_run_fails(
         ingestor.run([docs_dir])
     assert store_path(config).exists()
     assert open_document_store(config).count_documents() > 0
+
+
+def test_a_file_emptied_since_the_last_run_loses_its_chunks(docs_dir: Path, config: RetrievalConfig) -> None:
+    store = open_document_store(config)
+    ingestor = Ingestor(store=store, config=config)
+    ingestor.run([docs_dir])
+    before = len(_by_source(store, docs_dir / "cuti.txt"))
+    (docs_dir / "cuti.txt").write_text("")
+    report = ingestor.run([docs_dir])
+    assert report.files_skipped == [(docs_dir / "cuti.txt", "empty file")]
+    assert report.chunks_deleted == before > 0
+    assert _by_source(store, docs_dir / "cuti.txt") == []
+
+
+def test_a_converter_crash_skips_only_that_file(
+    docs_dir: Path, config: RetrievalConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingestor = Ingestor(store=open_document_store(config), config=config)
+    original = ingestor._converter.convert
+
+    def convert(source):
+        if source.path.suffix == ".html":
+            raise ValueError("parser exploded\nwith a traceback")
+        return original(source)
+
+    monkeypatch.setattr(ingestor._converter, "convert", convert)
+    report = ingestor.run([docs_dir])
+    assert report.files_indexed == 4
+    assert report.files_skipped == [(docs_dir / "vpn.html", "could not be converted: parser exploded")]
