@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ def prepare_data(database: Database, chat: ChatFormat, config: AlignmentConfig) 
 
 def _adapter_name(job_id: int | None) -> str:
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
-    return f"tanya-{stamp}-job{job_id}" if job_id is not None else f"tanya-{stamp}"
+    return f"tanya-{stamp}-job{job_id}" if job_id is not None else f"tanya-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
 def retrain(
@@ -86,7 +86,6 @@ def retrain(
     hook: StageHook | None = None,
     show_progress: bool = True,
     console: Console | None = None,
-    should_stop: Callable[[], bool] | None = None,
 ) -> RunOutcome:
     """Build datasets, train, gate, report, register; activate only when the gate says so."""
     from alignment import registry
@@ -120,8 +119,6 @@ def retrain(
         with RunMonitor(training_log, show=show_progress, hook=hook, console=console) as monitor:
             monitor.event("data", **data.stats(), plan=plan.stages, reason=plan.reason)
             trained = _train(paths.base_model, data, config, plan, staging, monitor)
-            if should_stop is not None and should_stop():
-                raise InterruptedError("the run was stopped before evaluation")
             gate = _evaluate(paths.base_model, data, chat, config, staging, baseline)
             monitor.event("gate", **gate.as_dict())
         summary = {
@@ -138,6 +135,7 @@ def retrain(
             "seconds": round(time.time() - started, 1),
         }
         write_report(staging, summary, training_log)
+        (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card; summary.md says more
         shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
         path, digest = registry.publish(staging, paths.adapters_dir, name)
     except BaseException:

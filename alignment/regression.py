@@ -15,6 +15,7 @@ from alignment.chat_format import ChatFormat
 
 REGRESSION_FILE = Path(__file__).parent / "data" / "regression.jsonl"
 
+
 def grounded_messages(question: str, passages: list[tuple[str, str]]) -> list[dict[str, str]]:
     """The bot's own grounded prompt (``retrieval.prompt``) for ``question`` over (title, text) passages."""
     from haystack import Document

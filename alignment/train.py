@@ -55,7 +55,9 @@ def plan_stages(train: SplitRows, config: AlignmentConfig) -> StagePlan:
         )
     if pairs >= config.min_dpo_pairs:
         after = (
-            _kto_usable(unpaired, config.min_kto_rows) and len(unpaired) >= config.kto_after_dpo_ratio * pairs
+            config.kto_after_dpo_ratio > 0
+            and _kto_usable(unpaired, config.min_kto_rows)
+            and len(unpaired) >= config.kto_after_dpo_ratio * pairs
         )
         reason = f"{pairs} pairs ≥ {config.min_dpo_pairs}: DPO"
         if after:
@@ -155,7 +157,7 @@ def train_adapter(
     disable_progress_bar()  # tokenising a few hundred rows needs no bar of its own next to the monitor's
     result = TrainResult(plan=plan)
     scratch = output_dir.parent / f"{output_dir.name}.trainer"
-    pref_lr = float(config.preference_learning_rate or 2e-5)
+    pref_lr = float(config.preference_learning_rate or 1e-4)
     pref = (config.preference_epochs, config.preference_max_steps, pref_lr)
 
     sft_args = SFTConfig(

@@ -1,12 +1,13 @@
 """Seconds per SFT, DPO and KTO step, and peak RSS, for the bundled SmolLM2-135M on the CPU.
 
-    .venv/bin/python benchmarks/train_step_cpu.py [--lengths 256 1024] [--steps 4] [--batch 2]
+    .venv/bin/python benchmarks/train_step_cpu.py [--runs 256:1 1024:1 256:2] [--steps 4] [--batch 2]
 
 Runs the same code as ``tanya retrain`` (alignment.train.train_adapter with the CPU defaults: fp32,
 LoRA r=16 on all linear layers) on synthetic rows whose prompt + answer fill the given token length,
-``--steps`` steps per stage plus one warm-up step that is not counted. Each length runs in a fresh
-child process so that its peak RSS (getrusage) is its own. The machine's load average is recorded
-because the cores may be shared. Writes ``benchmarks/results/train_step_cpu.json``.
+``--steps`` steps per stage plus one warm-up step that is not counted. Each run is LENGTH:THREADS
+(torch threads; the CPU default is all cores but one) in a fresh child process, so that its peak RSS
+(getrusage) is its own. The machine's load average is recorded because the cores may be shared: with
+more threads than free cores, torch's threads wait on each other. Writes ``benchmarks/results/train_step_cpu.json``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _rows(tokenizer, length: int, count: int) -> dict[str, list[dict]]:  # type:
     return {"sft": sft, "dpo": dpo, "kto": kto}
 
 
-def measure(length: int, steps: int, batch: int) -> dict:
+def measure(length: int, threads: int, steps: int, batch: int) -> dict:
     """One length in this process: train SFT, DPO and KTO for ``steps + 1`` steps each."""
     from alignment.config import AlignmentConfig
     from alignment.datasets import SplitRows
@@ -73,6 +74,7 @@ def measure(length: int, steps: int, batch: int) -> dict:
     config = resolve_config(
         AlignmentConfig(
             device="cpu",
+            torch_threads=threads,
             batch_size=batch,
             max_length=length + 8,
             sft_max_steps=steps + 1,
@@ -99,7 +101,8 @@ def measure(length: int, steps: int, batch: int) -> dict:
             "seconds_per_step_median": round(median(per_step), 3),
             "measured_steps": len(per_step),
             "rows_per_step": batch,
-            "sequences_per_step": batch * (2 if stage == "dpo" else 1),
+            # DPO: chosen + rejected; KTO: each completion + a mismatched one for its KL estimate.
+            "sequences_per_step": batch * (1 if stage == "sft" else 2),
             "num_tokens_logged": tokens[-1] if tokens else None,
         }
     return {
@@ -115,23 +118,24 @@ def measure(length: int, steps: int, batch: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--runs", nargs="+", default=["256:1", "1024:1", "256:2"], help="LENGTH:THREADS")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.steps, args.batch)))
+        length, threads = (int(part) for part in args.child.split(":"))
+        print(json.dumps(measure(length, threads, args.steps, args.batch)))
         return
     runs = []
-    for length in args.lengths:
+    for spec in args.runs:
         load_before = os.getloadavg()[0]
         output = subprocess.run(
             [
                 sys.executable,
                 __file__,
                 "--child",
-                str(length),
+                spec,
                 "--steps",
                 str(args.steps),
                 "--batch",

@@ -181,10 +181,16 @@ def test_plan_decides_stages_by_the_numbers(database: Database, chat: ChatFormat
     for number in range(3, 8):
         ask(database, f"Paired {number}?", f"Good {number}.", up=1)
         ask(database, f"Paired {number}?", f"Bad {number}.", down=1)
+    for number in range(4):
+        ask(database, f"Liked {number}?", f"Fine {number}.", up=1)
+        ask(database, f"Disliked {number}?", f"Poor {number}.", down=1)
     data = prepare_data(database, chat, config)
     plan = plan_stages(data.train, config)
-    assert plan.stages[:2] == ["sft", "dpo"]
+    assert plan.stages == ["sft", "dpo"]  # KTO after DPO is off by default
     assert len(split_pairs(data.train.dpo)) == 2 * len(data.train.dpo)
+    after = replace(config, kto_after_dpo_ratio=0.5)
+    assert plan_stages(data.train, after).stages == ["sft", "dpo", "kto"]
+    assert plan_stages(data.train, after).kto_rows == "unpaired"
 
 
 def test_load_feedback_reads_haystack_messages_or_the_json_prompt(database: Database) -> None:
