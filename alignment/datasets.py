@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignment.chat_format import ChatFormat
+from alignment.citations import cite_correction
 from alignment.config import AlignmentConfig
 from alignment.feedback import FeedbackSnapshot, JudgedAnswer, normalize_question
 
@@ -191,7 +192,10 @@ class _Builder:
 def _goods(answers: list[JudgedAnswer]) -> list[_Good]:
     goods = []
     for answer in answers:
-        goods.extend(_Good(answer, text, correction_id) for correction_id, text in answer.corrections)
+        goods.extend(
+            _Good(answer, cite_correction(text, answer.messages), correction_id)
+            for correction_id, text in answer.corrections
+        )
         if answer.is_good:
             goods.append(_Good(answer, answer.answer, None))
     return goods

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from alignment.config import AlignmentConfig
+from alignment.distributed import SINGLE, Processes
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,16 @@ def load_tokenizer(model_path: Path) -> Any:
     return tokenizer
 
 
-def load_base_model(model_path: Path, config: AlignmentConfig) -> LoadedModel:
-    """The base model ready for LoRA: fp32 on CPU, or 4-bit NF4 with bf16 compute on CUDA."""
+def load_base_model(model_path: Path, config: AlignmentConfig, processes: Processes = SINGLE) -> LoadedModel:
+    """
+    The base model ready for LoRA: fp32 on CPU, or 4-bit NF4 with bf16 compute on CUDA.
+
+    Launched on several GPUs, each DDP process puts its copy on its own GPU. Under FSDP (or DeepSpeed)
+    the sharding engine places the weights, and the 4-bit weights are stored as bf16
+    (`bnb_4bit_quant_storage`) because FSDP can only shard floating-point tensors of one dtype; for the
+    same reason peft's k-bit preparation, which upcasts norms to fp32, is skipped there (TRL casts the
+    adapter to bf16 itself).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -72,7 +81,8 @@ def load_base_model(model_path: Path, config: AlignmentConfig) -> LoadedModel:
         torch.set_num_threads(config.torch_threads)
     tokenizer = load_tokenizer(model_path)
     if config.device == "cuda":
-        kwargs: dict[str, Any] = {"dtype": torch.bfloat16, "device_map": {"": 0}}
+        sharded = processes.sharding != "none"
+        kwargs: dict[str, Any] = {"dtype": torch.bfloat16, "device_map": processes.cuda_device_map()}
         if config.quantize_4bit:
             from transformers import BitsAndBytesConfig
 
@@ -81,13 +91,17 @@ def load_base_model(model_path: Path, config: AlignmentConfig) -> LoadedModel:
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_compute_dtype=torch.bfloat16,
                 bnb_4bit_use_double_quant=True,
+                **({"bnb_4bit_quant_storage": torch.bfloat16} if sharded else {}),
             )
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-        if config.quantize_4bit:
+        if config.quantize_4bit and not sharded:
             from peft import prepare_model_for_kbit_training
 
+            # Non-reentrant checkpointing: the reentrant kind breaks DDP's gradient bookkeeping.
             model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=bool(config.gradient_checkpointing)
+                model,
+                use_gradient_checkpointing=bool(config.gradient_checkpointing),
+                gradient_checkpointing_kwargs={"use_reentrant": False},
             )
     else:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)

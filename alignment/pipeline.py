@@ -21,6 +21,7 @@ from rich.console import Console
 from alignment.chat_format import ChatFormat
 from alignment.config import AlignmentConfig
 from alignment.datasets import FeedbackDatasets, build_datasets
+from alignment.distributed import SINGLE, Processes
 from alignment.feedback import load_feedback
 from alignment.gate import GateResult, decide
 from alignment.progress import RunMonitor, StageHook, TrainingLog
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 NOT_ENOUGH_FEEDBACK = "not_enough_feedback"
 PROMOTED = "promoted"
 REJECTED = "rejected"
+TRAINED_ONLY = "trained_only"  # a non-main process of a launched run: it trained, the main one registers
 
 
 @dataclass
@@ -78,7 +80,7 @@ def _adapter_name(job_id: int | None) -> str:
 
 
 def retrain(
-    database: Database,
+    database: Database | None,
     config: AlignmentConfig,
     paths: RunPaths,
     *,
@@ -86,15 +88,24 @@ def retrain(
     hook: StageHook | None = None,
     show_progress: bool = True,
     console: Console | None = None,
+    processes: Processes = SINGLE,
 ) -> RunOutcome:
-    """Build datasets, train, gate, report, register; activate only when the gate says so."""
+    """
+    Build datasets, train, gate, report, register; activate only when the gate says so.
+
+    Under `accelerate launch` every process calls this with its `processes`. Only the main one reads
+    and writes the database and the registry (the others may pass `database=None`) and broadcasts the
+    rows, the baseline and the staging folder; all of them train; the main one alone evaluates,
+    publishes and registers. The other processes return a `TRAINED_ONLY` outcome.
+    """
     from alignment import registry
     from alignment.model import load_tokenizer, resolve_config
 
     started = time.time()
+    main = processes.is_main
     config = resolve_config(config, paths.base_model)
     chat = ChatFormat.from_tokenizer(load_tokenizer(paths.base_model))
-    data = prepare_data(database, chat, config)
+    data = processes.share(prepare_data(_db(database), chat, config) if main else None)
     plan = plan_stages(data.train, config)
     lineage = {**data.lineage_json(), "job_id": job_id}
     if not plan.sft:
@@ -104,21 +115,27 @@ def retrain(
             metrics={"data": data.stats()},
             lineage=lineage,
         )
-    with database.session() as session:
-        active = active_adapter(session)
-        baseline = (active.id, active.name, Path(active.path), active.sha256) if active else None
-    if baseline is not None:
-        registry.verify_adapter(baseline[2], baseline[3])
-
-    paths.adapters_dir.mkdir(parents=True, exist_ok=True)
-    registry.clean_stale_staging(paths.adapters_dir)
-    staging = registry.staging_dir(paths.adapters_dir)
-    name = _adapter_name(job_id)
+    baseline = staging = None
+    if main:
+        with _db(database).session() as session:
+            active = active_adapter(session)
+            baseline = (active.id, active.name, Path(active.path), active.sha256) if active else None
+        if baseline is not None:
+            registry.verify_adapter(baseline[2], baseline[3])
+        paths.adapters_dir.mkdir(parents=True, exist_ok=True)
+        registry.clean_stale_staging(paths.adapters_dir)
+        staging = registry.staging_dir(paths.adapters_dir)
+    baseline, staging, name = processes.share((baseline, staging, _adapter_name(job_id)) if main else None)
     try:
-        training_log = TrainingLog(staging / "training_log.jsonl")
-        with RunMonitor(training_log, show=show_progress, hook=hook, console=console) as monitor:
+        training_log = TrainingLog(staging / "training_log.jsonl" if main else None)
+        show = show_progress and main
+        with RunMonitor(training_log, show=show, hook=hook if main else None, console=console) as monitor:
             monitor.event("data", **data.stats(), plan=plan.stages, reason=plan.reason)
-            trained = _train(paths.base_model, data, config, plan, staging, monitor)
+            trained = _train(paths.base_model, data, config, plan, staging, monitor, processes)
+            if not main:
+                return RunOutcome(
+                    TRAINED_ONLY, f"process {processes.index} trained; the main process registers"
+                )
             gate = _evaluate(paths.base_model, data, chat, config, staging, baseline)
             monitor.event("gate", **gate.as_dict())
         summary = {
@@ -139,11 +156,13 @@ def retrain(
         shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
         path, digest = registry.publish(staging, paths.adapters_dir, name)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
+        if main:  # the staging folder is the main process's to remove
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
         raise
 
     metrics = {"gate": gate.as_dict(), "data": data.stats(), "training": trained, "plan": plan.stages}
+    database = _db(database)
     with database.session() as session:
         version = registry.register(
             session,
@@ -174,6 +193,12 @@ def retrain(
     )
 
 
+def _db(database: Database | None) -> Database:
+    if database is None:
+        raise ValueError("the main process of a run needs the database")
+    return database
+
+
 def _train(
     base_model: Path,
     data: FeedbackDatasets,
@@ -181,12 +206,22 @@ def _train(
     plan: StagePlan,
     staging: Path,
     monitor: RunMonitor,
+    processes: Processes = SINGLE,
 ) -> dict[str, Any]:
     from alignment.model import load_base_model
     from alignment.train import train_adapter
 
-    loaded = load_base_model(base_model, config)
-    result = train_adapter(loaded, data.train, config, plan, staging, monitor)
+    loaded = load_base_model(base_model, config, processes)
+    result = train_adapter(
+        loaded,
+        data.train,
+        config,
+        plan,
+        staging,
+        monitor,
+        processes,
+        reload=lambda: load_base_model(base_model, config, processes),
+    )
     del loaded
     return {"steps": result.steps, "seconds": result.seconds, "final": result.final}
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignment.config import AlignmentConfig
 from alignment.datasets import SplitRows
+from alignment.distributed import SINGLE, Processes
 from alignment.model import LoadedModel, lora_config
 from alignment.progress import RunMonitor
 
@@ -120,8 +122,15 @@ def _common_args(
         "bf16": cuda,
         "dataloader_num_workers": 0,
         "max_length": config.max_length,
+        # Every LoRA weight takes part in every step, so DDP need not search for unused ones (the search
+        # also breaks with gradient checkpointing); ignored by a single process.
+        "ddp_find_unused_parameters": False,
         # Only named when wanted: transformers warns about the old name even when it is False.
-        **({"gradient_checkpointing": True} if config.gradient_checkpointing else {}),
+        **(
+            {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+            if config.gradient_checkpointing
+            else {}
+        ),
     }
 
 
@@ -148,8 +157,16 @@ def train_adapter(
     plan: StagePlan,
     output_dir: Path,
     monitor: RunMonitor,
+    processes: Processes = SINGLE,
+    reload: Callable[[], LoadedModel] | None = None,
 ) -> TrainResult:
-    """Run the planned stages and save the adapter (``adapter_model.safetensors`` + config) to ``output_dir``."""
+    """
+    Run the planned stages and save the adapter (``adapter_model.safetensors`` + config) to ``output_dir``.
+
+    Launched on several processes, every one trains and only the main one writes the adapter. Under FSDP
+    a stage's model is wrapped in place and cannot be handed to the next trainer, so each stage's adapter
+    is saved and loaded again onto a fresh base model from ``reload``.
+    """
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
@@ -175,7 +192,7 @@ def train_adapter(
         callbacks=[monitor.callback("sft")],
     )
     _run(trainer, "sft", result)
-    model = trainer.model
+    model = _hand_over(trainer, "sft", scratch, processes, reload)
 
     if plan.dpo:
         dpo_args = DPOConfig(**_common_args(config, scratch, *pref), beta=config.beta)
@@ -188,8 +205,7 @@ def train_adapter(
             callbacks=[monitor.callback("dpo")],
         )
         _run(trainer, "dpo", result)
-        model = trainer.model
-        _drop_reference_copy(model)
+        model = _hand_over(trainer, "dpo", scratch, processes, reload)
 
     if plan.kto:
         rows = train.kto if plan.kto_rows == "unpaired" else train.kto + split_pairs(train.dpo)
@@ -206,13 +222,53 @@ def train_adapter(
             callbacks=[monitor.callback("kto")],
         )
         _run(trainer, "kto", result)
-        model = trainer.model
-        _drop_reference_copy(model)
+        model = _hand_over(trainer, "kto", scratch, processes, reload)
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output_dir), selected_adapters=["default"])
+    if processes.sharding == "fsdp":
+        gathered = _save_sharded(trainer, scratch / "final-adapter", processes)
+        if processes.is_main:  # only the adapter: the trainer also writes the tokenizer next to it
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                (output_dir / name).write_bytes((gathered / name).read_bytes())
+    elif processes.is_main:
+        model.save_pretrained(str(output_dir), selected_adapters=["default"])
+    processes.wait()
     loaded.model = model
     return result
+
+
+def _hand_over(
+    trainer: Any,
+    stage: str,
+    scratch: Path,
+    processes: Processes,
+    reload: Callable[[], LoadedModel] | None,
+) -> Any:
+    """The model the next stage starts from: the trained one, or under FSDP a reloaded copy of it."""
+    if processes.sharding != "fsdp":
+        model = trainer.model
+        _drop_reference_copy(model)
+        return model
+    if reload is None:
+        raise ValueError("training under FSDP needs `reload` to start each stage from a fresh base model")
+    from peft import PeftModel
+
+    folder = scratch / f"{stage}-adapter"
+    _save_sharded(trainer, folder, processes)
+    processes.wait()  # the main process has written the files the others read next
+    return PeftModel.from_pretrained(reload().model, str(folder), is_trainable=True)
+
+
+def _save_sharded(trainer: Any, folder: Path, processes: Processes) -> Path:
+    """Gathers the FSDP-sharded adapter (every process takes part) and lets the main process write it."""
+    trainer.save_model(str(folder))
+    if processes.is_main and not (folder / "adapter_model.safetensors").is_file():
+        # With a sharded state dict the Trainer writes no adapter file at all.
+        raise RuntimeError(
+            "FSDP saved no adapter_model.safetensors: set fsdp_state_dict_type: FULL_STATE_DICT in the "
+            "accelerate config (deploy/accelerate/fsdp.yaml does)"
+        )
+    return folder
 
 
 def _run(trainer: Any, stage: str, result: TrainResult) -> None:

@@ -68,7 +68,10 @@ class ChatSession:
         printer = out.TokenPrinter()
         out.console.print("[bold]tanya>[/] ", end="")
         answer = self.service.ask(
-            question, user_id=self.user_id, history=self.history[-HISTORY_TURNS:], streaming_callback=printer.callback
+            question,
+            user_id=self.user_id,
+            history=self.history[-HISTORY_TURNS:],
+            streaming_callback=printer.callback,
         )
         out.print_answer(answer, streamed=printer.printed)
         self.last = answer

@@ -171,6 +171,8 @@ def serve(
     say("tanya stopped.")
 
 
+import bot.cli_reindex  # noqa: E402,F401  (registers tanya reindex)
+
 # Registers retrain, worker and adapters on the same application.
 from bot import cli_training  # noqa: E402,F401
 

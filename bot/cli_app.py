@@ -97,7 +97,9 @@ def friendly_errors(command: F) -> F:
                 report_error(describe(exc))
             else:
                 logging.getLogger("tanya").debug("unexpected failure", exc_info=True)
-                report_error(f"unexpected {type(exc).__name__}: {describe(exc)} (set TANYA_DEBUG=1 for details)")
+                report_error(
+                    f"unexpected {type(exc).__name__}: {describe(exc)} (set TANYA_DEBUG=1 for details)"
+                )
             raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from bot import console as out
-from bot.cli_app import EXIT_FAILURE, app, cli_user, friendly_errors, make_service
+from bot.cli_app import EXIT_FAILURE, app, cli_user, friendly_errors, make_service, report_error, say
 from bot.service import InputError, Tanya
 
 adapters_app = typer.Typer(help="Trained LoRA adapters: list, activate, roll back.", no_args_is_help=True)
@@ -56,11 +56,11 @@ def _training_setup(service: Tanya):  # type: ignore[no-untyped-def]
 def _print_job(job: Any) -> None:
     metrics = job.metrics or {}
     if job.status == "succeeded":
-        out.console.print(metrics.get("message") or f"Training job #{job.id} finished.")
+        say(metrics.get("message") or f"Training job #{job.id} finished.")
     elif job.status == "failed":
-        out.error(f"training job #{job.id} failed: {(job.error or 'unknown error').splitlines()[0]}")
+        report_error(f"training job #{job.id} failed: {(job.error or 'unknown error').splitlines()[0]}")
     else:
-        out.console.print(f"Training job #{job.id} is {job.status}.")
+        say(f"Training job #{job.id} is {job.status}.")
 
 
 @app.command()
@@ -124,28 +124,46 @@ def worker(
     import threading
 
     from alignment.worker import Worker, retrain_runner
+    from bot.worker_metrics import instrument_runner, serve_worker_metrics
 
     service = make_service()
+    settings = service.settings
     config, worker_config, paths = _training_setup(service)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runner = retrain_runner(service.database, config, paths(), show_progress=out.errors.is_terminal)
+    if settings.train_launcher:  # each job as `<launcher> -m bot.train_launch` (several GPUs)
+        from bot.train_launch import launcher_runner
+
+        runner = launcher_runner(settings.train_launcher)
+    else:
+        runner = retrain_runner(service.database, config, paths(), show_progress=out.errors.is_terminal)
     job_worker = Worker(
         service.database,
-        runner,
+        instrument_runner(runner),
         worker_config,
-        adapters_dir=service.settings.adapters_dir,
+        adapters_dir=settings.adapters_dir,
         on_finished=_print_job,
     )
+    metrics_server = None
+    if settings.worker_metrics_port:
+        metrics_server = serve_worker_metrics(
+            service.database, settings.metrics_host, settings.worker_metrics_port
+        )
+        say(f"Worker metrics on http://{settings.metrics_host}:{metrics_server.server_port}/metrics")
     if not once:
         schedule = (
             f"checks for new feedback every {worker_config.schedule_minutes:g} min"
             if worker_config.schedule_minutes
             else "scheduled runs off"
         )
-        out.console.print(f"Worker {job_worker.name} waiting for training jobs ({schedule}).")
-    ran = job_worker.serve(stop, once=once)
-    out.console.print(f"Worker stopped after {ran} job(s).")
+        say(f"Worker {job_worker.name} waiting for training jobs ({schedule}).")
+    try:
+        ran = job_worker.serve(stop, once=once)
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+    say(f"Worker stopped after {ran} job(s).")
 
 
 def _registry_call(call: Callable[..., Any], *args: Any) -> Any:

@@ -8,7 +8,6 @@ Components are built lazily: ``tanya status`` should not load a language model.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
+from bot.adapter_sync import AdapterSync
 from bot.settings import Settings
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -54,6 +55,7 @@ class Answer:
     question_truncated: bool
     seconds: float
     notices: list[str] = field(default_factory=list)
+    citation_added: bool = False  # the model cited nothing, so the top source's [1] was appended
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,9 +89,7 @@ class Tanya:
     def __init__(self, settings: Settings, *, database: Database | None = None) -> None:
         self.settings = settings
         self._database = database
-        self._lock = threading.Lock()
-        self._loaded_adapters: set[str] = set()
-        self._refused_adapters: set[tuple[str, str | None]] = set()
+        self._adapters = AdapterSync(server_adapters_dir=settings.server_adapters_dir)
 
     # -- components -------------------------------------------------------------------------------
 
@@ -196,36 +196,43 @@ class Tanya:
         history: Sequence[tuple[str, str]] = (),
         streaming_callback: Callable[[Any], None] | None = None,
     ) -> Answer:
-        """Answer, and record the interaction before returning so a vote can never miss its row."""
-        question = self._validate(question)
-        self._sync_adapter()
-        started = time.perf_counter()
-        result = self.rag.answer(question, history=list(history), streaming_callback=streaming_callback)
-        seconds = time.perf_counter() - started
-        sources = _sources(result.documents)
-        with self.database.session() as session:
-            interaction = record_interaction(
-                session,
-                NewInteraction(
-                    question=question,
-                    answer=result.text,
-                    prompt=result.prompt_text,
-                    messages=[message.to_dict() for message in result.messages],
-                    documents=[source.as_dict() for source in sources],
-                    found=result.found,
-                    generator=result.generator,
-                    adapter=result.adapter,
-                    latency_ms=int(seconds * 1000),
-                    retrieval_ms=int(result.timings.get("retrieval", 0.0) * 1000),
-                    origin=origin,
-                    user_id=user_id,
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    thread_ts=thread_ts,
-                    message_ts=message_ts,
-                ),
-            )
-            interaction_id = interaction.id
+        """Answer, and record the interaction before returning so a vote can never miss its row.
+
+        Every call is counted by outcome and its stages timed (``bot.metrics``) here, where the CLI and
+        Slack meet, so both are measured alike without retrieval knowing about Prometheus.
+        """
+        with metrics.counting_failures(invalid=(InputError,)):
+            question = self._validate(question)
+            self._sync_adapter()
+            started = time.perf_counter()
+            result = self.rag.answer(question, history=list(history), streaming_callback=streaming_callback)
+            seconds = time.perf_counter() - started
+            sources = _sources(result.documents)
+            with self.database.session() as session:
+                interaction = record_interaction(
+                    session,
+                    NewInteraction(
+                        question=question,
+                        answer=result.text,
+                        prompt=result.prompt_text,
+                        messages=[message.to_dict() for message in result.messages],
+                        documents=[source.as_dict() for source in sources],
+                        found=result.found,
+                        generator=result.generator,
+                        adapter=result.adapter,
+                        latency_ms=int(seconds * 1000),
+                        retrieval_ms=int(result.timings.get("retrieval", 0.0) * 1000),
+                        origin=origin,
+                        user_id=user_id,
+                        team_id=team_id,
+                        channel_id=channel_id,
+                        thread_ts=thread_ts,
+                        message_ts=message_ts,
+                    ),
+                )
+                interaction_id = interaction.id
+        metrics.observe_answer("answered" if result.found else "not_found", result.timings, seconds)
+        metrics.set_active_adapter(result.adapter)
         notices = []
         if result.question_truncated:
             notices.append(
@@ -243,6 +250,7 @@ class Tanya:
             question_truncated=result.question_truncated,
             seconds=seconds,
             notices=notices,
+            citation_added=result.citation_added,
         )
 
     def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:
@@ -250,17 +258,23 @@ class Tanya:
             set_vote(
                 session, interaction_id=interaction_id, user_id=user_id, value=1 if up else -1, source=source
             )
+        metrics.VOTES.labels(direction="up" if up else "down", source=metrics.label(source)).inc()
 
     def unrate(self, interaction_id: int, *, user_id: str, up: bool | None = None) -> bool:
         value = None if up is None else (1 if up else -1)
         with self.database.session() as session:
-            return withdraw_vote(session, interaction_id=interaction_id, user_id=user_id, value=value)
+            removed = withdraw_vote(session, interaction_id=interaction_id, user_id=user_id, value=value)
+        if removed:
+            metrics.VOTES_WITHDRAWN.inc()
+        return removed
 
     def correct(self, interaction_id: int, *, user_id: str, text: str, source: str) -> int:
         with self.database.session() as session:
-            return add_correction(
+            correction_id = add_correction(
                 session, interaction_id=interaction_id, user_id=user_id, text=text, source=source
             ).id
+        metrics.CORRECTIONS.labels(source=metrics.label(source)).inc()
+        return correction_id
 
     def status(self) -> dict[str, Any]:
         from retrieval.stores import count_documents
@@ -283,45 +297,11 @@ class Tanya:
         return question
 
     def _sync_adapter(self) -> None:
-        """Hot-swap: load the adapter the registry marks active, if it changed since the last answer.
-
-        An answer already being generated keeps the adapter it started with (the generator applies a new
-        one from its next generation on). An adapter whose files do not hash to the registered sha256, or
-        that the generator cannot load, is refused once and remembered; the previous one stays active.
-        Adapters loaded earlier are switched to without reading them again (a rollback is instant).
-        """
-        from alignment.registry import verify_adapter
-
+        """Hot-swap: bring the generator onto the adapter the registry marks active (``bot.adapter_sync``)."""
         generator = self.generator
         if not hasattr(generator, "load_adapter"):
             return
         with self.database.session() as session:
             adapter = active_adapter(session)
             wanted = (adapter.name, adapter.path, adapter.sha256) if adapter else None
-        with self._lock:
-            current = generator.active_adapter
-            if wanted is None:
-                if current is not None:
-                    generator.activate_adapter(None)
-                return
-            name, path, sha256 = wanted
-            if current == name or (name, sha256) in self._refused_adapters:
-                return
-            try:
-                if name not in self._loaded_adapters and name not in getattr(generator, "loaded_adapters", ()):
-                    if Path(path).exists() or hasattr(generator, "loaded_adapters"):
-                        verify_adapter(Path(path), sha256)  # the bundled generator reads these very files
-                    generator.load_adapter(name, Path(path))
-                self._loaded_adapters.add(name)
-                generator.activate_adapter(name)
-            except Exception as exc:
-                self._refused_adapters.add((name, sha256))
-                log.error("keeping adapter %s: refused %s: %s", current or "(base model)", name, exc)
-                return
-            # Keep the new and the previous adapter in memory (a rollback is then instant); free the rest.
-            for stale in sorted(self._loaded_adapters - {name, current}):
-                try:
-                    generator.unload_adapter(stale)
-                    self._loaded_adapters.discard(stale)
-                except Exception as exc:
-                    log.warning("could not unload adapter %s: %s", stale, exc)
+        self._adapters.sync(generator, wanted)

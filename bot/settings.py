@@ -39,8 +39,12 @@ class Settings(BaseSettings):
     fusion_weights: Annotated[tuple[float, float] | None, NoDecode] = Field(
         default=None, description='(bm25, vector) fusion weights, written "0.3,0.7".'
     )
-    candidates: int | None = Field(default=None, ge=1, le=1000, description="Results per retriever before fusion.")
-    bm25_algorithm: str | None = Field(default=None, description="Embedded store: BM25Okapi, BM25L or BM25Plus.")
+    candidates: int | None = Field(
+        default=None, ge=1, le=1000, description="Results per retriever before fusion."
+    )
+    bm25_algorithm: str | None = Field(
+        default=None, description="Embedded store: BM25Okapi, BM25L or BM25Plus."
+    )
     bm25_k1: float | None = Field(default=None, gt=0, description="Embedded store: BM25 k1.")
     bm25_b: float | None = Field(default=None, ge=0, le=1, description="Embedded store: BM25 b.")
     chunk_words: int | None = Field(default=None, ge=20, le=2000, description="Words per chunk at ingest.")
@@ -100,13 +104,19 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Fewer 👍 answers + corrections than this: 'not enough feedback yet'."
     )
     train_schedule_minutes: float = Field(
-        default=60.0, ge=0, description="How often the worker checks for new feedback to train on; 0 turns it off."
+        default=60.0,
+        ge=0,
+        description="How often the worker checks for new feedback to train on; 0 turns it off.",
     )
     train_min_new_feedback: int = Field(
-        default=20, ge=1, description="New votes + corrections since the last run that start a run by themselves."
+        default=20,
+        ge=1,
+        description="New votes + corrections since the last run that start a run by themselves.",
     )
     gate_margin: float = Field(
-        default=0.02, ge=0, description="How much better (nats/token on held-out answers) a new adapter must be."
+        default=0.02,
+        ge=0,
+        description="How much better (nats/token on held-out answers) a new adapter must be.",
     )
     gate_regression_tolerance: float = Field(
         default=0.0, ge=0, description="How much worse a new adapter may be on the fixed regression set."
@@ -115,6 +125,53 @@ class Settings(BaseSettings):
     worker_stale_minutes: float = Field(
         default=10.0, gt=0, description="A running job without a heartbeat for this long is marked failed."
     )
+
+    # Observability: logs and Prometheus metrics; see docs/observability.md.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for a terminal; json for one JSON object per log line."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
+        default=None, description="Log level; default WARNING for text logs, INFO for JSON logs."
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Interface of the separate metrics servers (Socket Mode bot, worker)."
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Socket Mode bot: port for /metrics, /healthz, /readyz; 0 = none (HTTP mode serves "
+        "them on its own port).",
+    )
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="tanya worker: port for /metrics; 0 = none."
+    )
+
+    # Production deployment: served adapters and launched training; see docs/alignment.md.
+    server_adapters_dir: str | None = Field(
+        default=None,
+        description="The adapters folder as the OpenAI-compatible server sees it (a shared volume): a bot "
+        "asks the server to load <this>/<adapter folder name>. Unset: the path the registry recorded.",
+    )
+    train_launcher: str | None = Field(
+        default=None,
+        description='Run each training job of `tanya worker` as "<launcher> -m bot.train_launch --job-id N", '
+        'e.g. "accelerate launch --config_file deploy/accelerate/ddp.yaml". Unset: in the worker process.',
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or "text"
+        return value
 
     @field_validator("admins", mode="before")
     @classmethod

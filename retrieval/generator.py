@@ -11,6 +11,7 @@ sending requests under the adapter's name instead of the base model's; `ServedCh
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.error
 import urllib.parse
@@ -29,6 +30,8 @@ from retrieval.checkpoint import ensure_checkpoint
 from retrieval.local_generator import LocalChatGenerator
 
 __all__ = ["AdapterLoadError", "LocalChatGenerator", "ServedChatGenerator", "make_chat_generator"]
+
+log = logging.getLogger(__name__)
 
 # What vLLM calls a model started with `vllm serve HuggingFaceTB/SmolLM2-135M-Instruct`.
 DEFAULT_SERVED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -66,6 +69,8 @@ class ServedChatGenerator:
         self._active = active_adapter
         self._generators: dict[str, OpenAIChatGenerator] = {}
         self._lock = threading.Lock()
+        self._paths: dict[str, str] = {}  # adapter → path on the server, to load it again after a restart
+        self._in_flight: dict[str, int] = {}  # adapter → requests of this process still generating with it
 
     def to_dict(self) -> dict[str, Any]:
         """Serializes the component, without the API key."""
@@ -100,18 +105,36 @@ class ServedChatGenerator:
         with self._lock:
             self._active = name
 
+    @property
+    def busy_adapters(self) -> set[str]:
+        """Adapters that requests of this process are generating with right now (not safe to unload)."""
+        with self._lock:
+            return {name for name, count in self._in_flight.items() if count > 0}
+
     def load_adapter(self, name: str, path: Path) -> None:
         """Asks the server to load an adapter at runtime (vLLM's `/v1/load_lora_adapter`).
 
         `path` is read by the server, so it must be a path on the server's side (a shared volume). vLLM only
         offers this endpoint when started with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`; otherwise list the
         adapters in `--lora-modules` and only call `activate_adapter`.
+
+        An adapter the server already has under this name counts as loaded: adapter names are unique per
+        trained version, and several bot replicas share one server, so another may have loaded it first.
         """
-        self._post("load_lora_adapter", {"lora_name": name, "lora_path": str(path)}, name)
+        self._post(
+            "load_lora_adapter",
+            {"lora_name": name, "lora_path": str(path)},
+            name,
+            done_if=lambda status, text: status == 400 and "already been loaded" in text,
+        )
+        with self._lock:
+            self._paths[name] = str(path)
 
     def unload_adapter(self, name: str) -> None:
-        """Asks the server to drop an adapter (vLLM's `/v1/unload_lora_adapter`)."""
-        self._post("unload_lora_adapter", {"lora_name": name}, name)
+        """Asks the server to drop an adapter (vLLM's `/v1/unload_lora_adapter`); one it lacks counts as dropped."""
+        self._post("unload_lora_adapter", {"lora_name": name}, name, done_if=lambda status, _: status == 404)
+        with self._lock:
+            self._paths.pop(name, None)
 
     @component.output_types(replies=list[ChatMessage])
     def run(
@@ -121,18 +144,50 @@ class ServedChatGenerator:
         generation_kwargs: dict[str, Any] | None = None,
     ) -> dict[str, list[ChatMessage]]:
         """Sends the chat to the server under the active adapter's name (or the base model's)."""
-        adapter = self.active_adapter
+        with self._lock:
+            adapter = self._active
+            if adapter is not None:
+                self._in_flight[adapter] = self._in_flight.get(adapter, 0) + 1
         kwargs = dict(generation_kwargs or {})
         if "max_new_tokens" in kwargs:
             kwargs["max_tokens"] = kwargs.pop("max_new_tokens")
-        result = self._generator_for(adapter or self.model).run(
-            messages=messages, streaming_callback=streaming_callback, generation_kwargs=kwargs or None
-        )
+        try:
+            result = self._generate(adapter, messages, streaming_callback, kwargs or None)
+        finally:
+            if adapter is not None:
+                with self._lock:
+                    self._in_flight[adapter] -= 1
         replies = [
             ChatMessage.from_assistant(reply.text or "", meta={**reply.meta, "adapter": adapter})
             for reply in result["replies"]
         ]
         return {"replies": replies}
+
+    def _generate(
+        self,
+        adapter: str | None,
+        messages: list[ChatMessage],
+        streaming_callback: Callable[[StreamingChunk], None] | None,
+        kwargs: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """One request; an adapter the server has lost (it restarted) is loaded again, once."""
+        from openai import NotFoundError
+
+        generator = self._generator_for(adapter or self.model)
+        try:
+            return generator.run(
+                messages=messages, streaming_callback=streaming_callback, generation_kwargs=kwargs
+            )
+        except NotFoundError:
+            with self._lock:
+                path = self._paths.get(adapter) if adapter else None
+            if path is None:
+                raise
+            log.warning("the server no longer has adapter %s (restarted?); loading it again", adapter)
+            self.load_adapter(adapter, Path(path))  # type: ignore[arg-type]
+            return generator.run(
+                messages=messages, streaming_callback=streaming_callback, generation_kwargs=kwargs
+            )
 
     def _generator_for(self, model: str) -> OpenAIChatGenerator:
         with self._lock:
@@ -150,7 +205,15 @@ class ServedChatGenerator:
                 self._generators[model] = generator
             return generator
 
-    def _post(self, endpoint: str, payload: dict[str, str], name: str) -> None:
+    def _post(
+        self,
+        endpoint: str,
+        payload: dict[str, str],
+        name: str,
+        *,
+        done_if: Callable[[int, str], bool] = lambda status, text: False,
+    ) -> None:
+        """POSTs to a runtime-LoRA endpoint; an error answer for which `done_if` holds counts as success."""
         request = urllib.request.Request(
             f"{self.api_base_url}/{endpoint}",
             data=json.dumps(payload).encode(),
@@ -161,7 +224,10 @@ class ServedChatGenerator:
             with urllib.request.urlopen(request, timeout=self.timeout or 60) as response:
                 response.read()
         except urllib.error.HTTPError as error:
-            body = error.read().decode("utf-8", "replace").strip().splitlines()
+            text = error.read().decode("utf-8", "replace").strip()
+            if done_if(error.code, text):
+                return
+            body = text.splitlines()
             reason = body[0][:300] if body else error.reason
             raise AdapterLoadError(f"adapter {name!r}: the server answered {error.code}: {reason}") from error
         except (urllib.error.URLError, OSError) as error:

@@ -47,7 +47,13 @@ def _retrievers(store: Any, config: RetrievalConfig) -> tuple[Any, Any, str]:
     return (
         ElasticsearchBM25Retriever(document_store=store, top_k=config.candidates, scale_score=scaled),
         ElasticsearchEmbeddingRetriever(
-            document_store=store, top_k=config.candidates, num_candidates=max(100, 10 * config.candidates)
+            document_store=store,
+            top_k=config.candidates,
+            num_candidates=max(100, 10 * config.candidates),
+            # The alias can be moved to an index built with another embedder while this process runs
+            # (`tanya reindex`); this filter makes its query vectors find nothing there instead of
+            # nonsense. Every chunk matches it otherwise, so kNN results are unchanged.
+            filters={"field": "meta.embedder", "operator": "==", "value": config.embedder},
         ),
         # Elasticsearch always reports a cosine kNN hit as (1 + cosine) / 2.
         "unit_interval",

@@ -153,6 +153,11 @@ class Database:
         with self.engine.connect() as connection:
             has_tables = bool(inspect(connection).get_table_names())
         if current is None and has_tables:
+            # Another process may have created the schema between the two looks (replicas starting together).
+            current = self.current_revision()
+            if current == head:
+                return
+        if current is None and has_tables:
             raise DatabaseError(
                 f"the {self.description} already holds tables that tanya did not create; "
                 "point TANYA_DATABASE_URL at an empty database"

@@ -5,14 +5,21 @@ Slack delivers it), post a placeholder at once (the user sees that tanya is on i
 bounded answer pool while streaming into the placeholder, then replace it with the Block Kit answer.
 The interaction is recorded with the placeholder's ``ts``, so a 👍 on the finished message finds it.
 Whatever fails, the thread gets a short apology and the log gets the details, never the user.
+
+Every answer leaves one INFO line carrying its Slack event id and interaction id (the log context is
+handed to the answer pool with the work), so an operator can go from a thread to the log and back.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
+from bot.logs import log_context
+from bot.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS
 from bot.service import InputError
 from bot.slack import render
 from bot.slack.context import SlackContext
@@ -57,6 +64,7 @@ class Answerer:
             log.exception("could not claim %s/%s (reference %s)", question.channel, question.ts, reference)
             self._post_problem(question, render.apology(reference))
             return
+        started = time.perf_counter()
         try:
             placeholder = self.ctx.client.chat_postMessage(
                 channel=question.channel,
@@ -67,19 +75,32 @@ class Answerer:
         except Exception:
             log.exception("could not post in %s; the question goes unanswered", question.channel)
             return
+        ts = str(placeholder["ts"])
         try:
-            claim(self.ctx.database, in_progress_key(question.channel, str(placeholder["ts"])), "writing")
+            claim(self.ctx.database, in_progress_key(question.channel, ts), "writing")
         except Exception:  # only early reactions depend on it; the answer itself does not
-            log.warning("could not mark %s/%s as in progress", question.channel, placeholder["ts"])
+            log.warning("could not mark %s/%s as in progress", question.channel, ts)
+        ANSWERS_IN_FLIGHT.inc()
         try:
-            self.ctx.answers.submit(self._answer, question, str(placeholder["ts"]))
+            # Executors do not carry contextvars over by themselves: the log context goes explicitly.
+            in_context = contextvars.copy_context().run
+            self.ctx.answers.submit(in_context, self._answer_counted, question, ts, started)
         except RuntimeError:  # shutting down: the pool takes no new work
-            self._replace(question, str(placeholder["ts"]), render.RESTARTING)
+            ANSWERS_IN_FLIGHT.dec()
+            self._replace(question, ts, render.RESTARTING)
 
-    def _answer(self, question: Question, ts: str) -> None:
+    def _answer_counted(self, question: Question, ts: str, started: float) -> None:
+        try:
+            if self._answer(question, ts):
+                SLACK_ANSWER_SECONDS.observe(time.perf_counter() - started)
+        finally:
+            ANSWERS_IN_FLIGHT.dec()
+
+    def _answer(self, question: Question, ts: str) -> bool:
+        """Generate into the placeholder; True when an answer (not a notice) was delivered."""
         if self.ctx.stopping.is_set():
             self._replace(question, ts, render.RESTARTING)
-            return
+            return False
         stream = StreamingMessage(self.ctx.client, question.channel, ts, interval=self.ctx.stream_interval)
         try:
             answer = self.ctx.service.ask(
@@ -95,18 +116,29 @@ class Answerer:
             )
         except InputError as exc:
             stream.finish(text=str(exc), blocks=render.problem_blocks(escape(str(exc))))
-            return
+            return False
         except Exception:
             reference = _reference()
             log.exception("answering %s/%s failed (reference %s)", question.channel, question.ts, reference)
             message = render.apology(reference)
             stream.finish(text=message, blocks=render.problem_blocks(message))
-            return
-        if not stream.finish(text=render.answer_fallback(answer), blocks=render.answer_blocks(answer)):
-            # Blocks can be refused where plain text is not: never leave "writing…" behind.
-            log.error("Slack refused the blocks of answer #%s; sending it as text", answer.interaction_id)
-            text = f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id})"
-            self._replace(question, ts, text, plain=True)
+            return False
+        with log_context(interaction_id=answer.interaction_id):
+            if not stream.finish(text=render.answer_fallback(answer), blocks=render.answer_blocks(answer)):
+                # Blocks can be refused where plain text is not: never leave "writing…" behind.
+                log.error("Slack refused the blocks of answer #%s; sending it as text", answer.interaction_id)
+                text = f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id})"
+                self._replace(question, ts, text, plain=True)
+            log.info(
+                "answered %s/%s as answer #%s (%s, %.1fs, adapter %s)",
+                question.channel,
+                question.ts,
+                answer.interaction_id,
+                "found" if answer.found else "not found",
+                answer.seconds,
+                answer.adapter or "base",
+            )
+        return True
 
     def _history(self, question: Question) -> list[tuple[str, str]]:
         """Earlier (question, answer) turns of this thread, so "and on Android?" makes sense."""

@@ -9,6 +9,7 @@ Choices, and why:
 * ``auth.test`` at start-up (token verification): a wrong token fails ``tanya serve`` at once, in one line,
   instead of on the first event.
 * Catch-all listeners last, so no event type, action or view ever gets Bolt's 404 (which Slack retries).
+* One global middleware, first, that counts each verified delivery for the metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.slack import actions, commands, home, messages, reactions
 from bot.slack.answering import Answerer
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
+from bot.slack.instrumentation import count_delivery
 
 LISTENER_THREADS = 8
 
@@ -46,6 +48,7 @@ def build_app(
         or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="tanya-slack"),
         logger=logging.getLogger("tanya.slack.bolt"),
     )
+    app.use(count_delivery)
     feedback = Feedback(ctx)
     messages.register(app, messages.MessageRouter(ctx, Answerer(ctx), feedback))
     reactions.register(app, reactions.ReactionVotes(ctx, feedback))

@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
+from bot.logs import log_context
 from bot.slack.answering import Answerer, Question
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
@@ -167,11 +168,14 @@ def register(app: App, router: MessageRouter) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
+    # Lazy listeners run on pool threads: each binds its event's log context itself.
     def answer_mention(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        router.on_mention(body, event, context)
+        with log_context(event_id=body.get("event_id"), channel=event.get("channel")):
+            router.on_mention(body, event, context)
 
     def handle_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        router.on_message(body, event, context)
+        with log_context(event_id=body.get("event_id"), channel=event.get("channel")):
+            router.on_message(body, event, context)
 
     def may_need_tanya(event: dict[str, Any], context: BoltContext) -> bool:
         return worth_a_look(event, context.bot_user_id)

@@ -7,14 +7,22 @@ envelope to two connections at once, and several bot replicas may each receive a
 
 from __future__ import annotations
 
+from bot.metrics import DUPLICATES
 from storage import Database
 from storage.events import claim_event, is_claimed
 
 
 def claim(database: Database, key: str, kind: str = "") -> bool:
-    """True for the first claimant of ``key`` in any process; the claim is committed before returning."""
+    """True for the first claimant of ``key`` in any process; the claim is committed before returning.
+
+    A lost claim is a duplicate stopped here; it is counted by the key's prefix (``event``, ``answer``,
+    ``job``…), a fixed set, so the metric shows which kind of duplicate is arriving.
+    """
     with database.session() as session:
-        return claim_event(session, key[:128], kind[:64])
+        won = claim_event(session, key[:128], kind[:64])
+    if not won:
+        DUPLICATES.labels(kind=key.partition(":")[0]).inc()
+    return won
 
 
 def claimed(database: Database, key: str) -> bool:

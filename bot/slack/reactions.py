@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
+from bot.logs import log_context
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
 from bot.slack.once import claim, claimed, event_key, in_progress_key
@@ -71,7 +72,6 @@ class ReactionVotes:
                 channel=channel, user=user, text=self.feedback.thanks(up), thread_ts=answer.thread_ts
             )
 
-
     def _wait_for_answer(self, channel: str, ts: str) -> Any:
         """Poll until the answer being written in this message is recorded, or give up at the deadline."""
         deadline = time.monotonic() + ANSWER_WAIT_SECONDS
@@ -90,7 +90,9 @@ def register(app: App, votes: ReactionVotes) -> None:
         ack()
 
     def record_reaction(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        votes.on_reaction(body, event, context)
+        channel = (event.get("item") or {}).get("channel")
+        with log_context(event_id=body.get("event_id"), channel=channel):
+            votes.on_reaction(body, event, context)
 
     app.event("reaction_added")(ack=acknowledge, lazy=[record_reaction])
     app.event("reaction_removed")(ack=acknowledge, lazy=[record_reaction])

@@ -4,6 +4,10 @@ Socket Mode when ``SLACK_APP_TOKEN`` is set, otherwise HTTP on ``--host``/``--po
 loaded before the first event is accepted: the first question should not pay for start-up, and two
 questions arriving together must not load the model twice. Tests and the benchmark use
 ``build_runtime`` and ``start_http`` directly — the same code path, without blocking.
+
+HTTP mode answers ``/healthz``, ``/readyz`` and ``/metrics`` on its own port; with
+``TANYA_METRICS_PORT`` set (the only way in Socket Mode, where nothing else listens) they are also
+served alone on that port (``start_ops``).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.readiness import component_status
 from bot.service import InputError, Tanya
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.client import api_base_url, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.jobs import JobStatusPoller
+from bot.slack.ops import OpsEndpoints
 from bot.slack.server import EVENTS_PATH, HttpServer, SlackWsgiApp
 
 log = logging.getLogger(__name__)
@@ -116,9 +122,19 @@ def start_http(
 ) -> HttpServer:
     """Serve the runtime over HTTP (on ``server`` if the port was bound already) and start the poller."""
     server = server or HttpServer(host, port)
-    server.start(SlackWsgiApp(runtime.app, runtime.ctx.database))
+    server.start(SlackWsgiApp(runtime.app, runtime.ctx.database, components=_components(runtime)))
     runtime.poller.start()
     return server
+
+
+def start_ops(runtime: SlackRuntime, host: str, port: int, *, server: HttpServer | None = None) -> HttpServer:
+    """Serve only ``/healthz``, ``/readyz`` and ``/metrics`` (on ``server`` if the port was bound already)."""
+    server = server or HttpServer(host, port)
+    return server.start(OpsEndpoints(runtime.ctx.database, _components(runtime)))
+
+
+def _components(runtime: SlackRuntime) -> Callable[[], dict[str, str]]:
+    return lambda: component_status(runtime.service)
 
 
 def _wait_for_stop() -> None:
@@ -141,14 +157,23 @@ def serve(
 ) -> None:
     """Run until SIGINT/SIGTERM; answers already being written are finished before exiting."""
     check_settings(settings)
+    # Both ports are bound before the models load, so a port in use is reported at once.
     server = None if settings.slack_app_token else HttpServer(host, port)
+    ops = None
     try:
+        if settings.metrics_port:
+            ops = HttpServer(settings.metrics_host, settings.metrics_port)
         runtime = build_runtime(settings)
     except BaseException:
-        if server is not None:
-            server.stop()
+        for bound in (server, ops):
+            if bound is not None:
+                bound.stop()
         raise
     try:
+        metrics_note = ""
+        if ops is not None:
+            start_ops(runtime, settings.metrics_host, settings.metrics_port, server=ops)
+            metrics_note = f" (metrics: {ops.url}/metrics)"
         if runtime.socket_mode:
             from bot.slack.socket_mode import connect_socket_mode
 
@@ -156,7 +181,7 @@ def serve(
             handler = connect_socket_mode(runtime.app, token)
             runtime.poller.start()
             if on_ready:
-                on_ready("connected to Slack in Socket Mode")
+                on_ready(f"connected to Slack in Socket Mode{metrics_note}")
             try:
                 _wait_for_stop()
             finally:
@@ -170,4 +195,6 @@ def serve(
             finally:
                 server.stop()
     finally:
+        if ops is not None:
+            ops.stop()
         runtime.close()

@@ -1,9 +1,10 @@
-"""HTTP mode: Bolt's WSGI adapter behind a small threaded server, plus health endpoints.
+"""HTTP mode: Bolt's WSGI adapter behind a small threaded server, plus the operator's endpoints.
 
 * ``POST /slack/events`` — Events API, slash commands and interactivity. Bolt verifies the signature and
   the timestamp (401 otherwise). A body that is not the JSON or form encoding Slack sends is answered
   400 here, before Bolt would turn it into a 500 that Slack retries.
-* ``GET /healthz`` — the process is up (liveness). ``GET /readyz`` — the database answers (readiness).
+* ``GET /healthz`` (liveness), ``GET /readyz`` (database, document store and generator answer) and
+  ``GET /metrics`` (Prometheus) — ``bot.slack.ops``, answered before Bolt and without a signature.
 
 The server is the standard library's WSGI server with a thread per request: acknowledgements take
 milliseconds and the heavy work is elsewhere, so this is enough for a team's bot; any WSGI server can
@@ -27,6 +28,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.service import InputError
+from bot.slack.ops import ComponentCheck, OpsEndpoints
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 JSON_HEADERS = {"content-type": ["application/json;charset=utf-8"]}
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _error(status: int, message: str) -> BoltResponse:
@@ -64,29 +67,29 @@ class TanyaRequestHandler(SlackRequestHandler):
 class SlackWsgiApp:
     """The whole HTTP surface of ``tanya serve`` as one WSGI application."""
 
-    def __init__(self, app: App, database: Database, *, path: str = EVENTS_PATH) -> None:
+    def __init__(
+        self,
+        app: App,
+        database: Database,
+        *,
+        path: str = EVENTS_PATH,
+        components: ComponentCheck | None = None,
+    ) -> None:
         self.slack = TanyaRequestHandler(app, path=path)
-        self.database = database
+        self.ops = OpsEndpoints(database, components)
+
+    @property
+    def database(self) -> Database:
+        return self.ops.database
+
+    @database.setter
+    def database(self, database: Database) -> None:
+        self.ops.database = database
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and path in ("/healthz", "/readyz"):
-            status, body = self._health(ready=path == "/readyz")
-            payload = json.dumps(body).encode()
-            start_response(
-                status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-            )
-            return [payload]
+        if self.ops.handles(environ):
+            return self.ops(environ, start_response)
         return self.slack(environ, start_response)
-
-    def _health(self, *, ready: bool) -> tuple[str, dict[str, Any]]:
-        if not ready:
-            return "200 OK", {"status": "ok"}
-        try:
-            self.database.check()
-        except Exception as exc:
-            return "503 Service Unavailable", {"status": "unavailable", "database": str(exc).splitlines()[0]}
-        return "200 OK", {"status": "ok", "database": "ok"}
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -118,7 +121,7 @@ class HttpServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, wsgi_app: SlackWsgiApp) -> HttpServer:
+    def start(self, wsgi_app: WsgiApp) -> HttpServer:
         self.server.set_app(wsgi_app)
         self._thread = threading.Thread(target=self.server.serve_forever, name="tanya-http", daemon=True)
         self._thread.start()

@@ -46,7 +46,9 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
-def test_retrieval_settings_reach_the_retrieval_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_retrieval_settings_reach_the_retrieval_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from bot.service import InputError, Tanya
 
     monkeypatch.setenv("TANYA_HOME", str(tmp_path))

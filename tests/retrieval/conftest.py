@@ -108,12 +108,18 @@ def elasticsearch_config(elasticsearch_url: str, tmp_path: Path) -> Iterator[Ret
     yield config
     from elasticsearch import Elasticsearch
 
+    # The configured name is an alias; delete the physical indexes behind it (and a plain index of
+    # that name) by their concrete names, since deleting by wildcard is refused by default.
     client = Elasticsearch(elasticsearch_url)
-    client.indices.delete(index=config.index, ignore_unavailable=True)
+    names = set(client.indices.get(index=f"{config.index}*", expand_wildcards="all"))
+    for name in sorted(names):
+        client.indices.delete(index=name, ignore_unavailable=True)
     client.close()
 
 
 # The bundled language model: converted checkpoint, warm generator, trained LoRA adapter.
+# A stand-in Elasticsearch on loopback for the tests that need no real server.
+from tests.retrieval.es_stub import fake_es  # noqa: E402,F401
 from tests.retrieval.model_fixtures import (  # noqa: E402,F401
     local_generator,
     lora_adapter_dir,

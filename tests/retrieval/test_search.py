@@ -121,6 +121,12 @@ def test_elasticsearch_stores_get_elasticsearch_retrievers(
     assert isinstance(pipeline.get_component("bm25_retriever"), ElasticsearchBM25Retriever)
     assert isinstance(pipeline.get_component("embedding_retriever"), ElasticsearchEmbeddingRetriever)
     assert pipeline.get_component("relevance").dense_score_scale == "unit_interval"
+    # After an alias switch to another embedder's index, old query vectors must match nothing.
+    assert pipeline.get_component("embedding_retriever")._filters == {
+        "field": "meta.embedder",
+        "operator": "==",
+        "value": config.embedder,
+    }
 
 
 def test_merge_mode_scales_scores_and_keeps_the_gate_working(indexed, config: RetrievalConfig) -> None:

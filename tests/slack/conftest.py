@@ -81,6 +81,13 @@ class NoModel:
         raise RuntimeError("this test bot has no language model")
 
 
+class EmptyStore:
+    """Stands in for the document store of bots without a model: reachable, and empty."""
+
+    def count_documents(self) -> int:
+        return 0
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converted bundled model, shared with the retrieval and alignment tests and kept between
@@ -258,6 +265,7 @@ def make_bot(
         else:
             service.__dict__["generator"] = object()  # no adapters to sync
             service.__dict__["rag"] = NoModel()
+            service.__dict__["document_store"] = EmptyStore()  # ready, as far as /readyz can tell
         listeners = TrackingExecutor(max_workers=16, thread_name_prefix="test-slack")
         runtime = build_runtime(
             settings,

@@ -91,7 +91,9 @@ def test_reaction_while_the_answer_is_still_being_written_is_kept(make_bot) -> N
     bot = make_bot()
     thread_ts, answer_ts = slack.new_ts(), slack.new_ts()
     claim(bot.database, in_progress_key(CHANNEL, answer_ts), "writing")  # as the answering side does
-    reply = bot.send_event(slack.reaction("reaction_added", "+1", user="UEARLY0001", channel=CHANNEL, ts=answer_ts))
+    reply = bot.send_event(
+        slack.reaction("reaction_added", "+1", user="UEARLY0001", channel=CHANNEL, ts=answer_ts)
+    )
     assert reply.status == 200
     with bot.database.session() as session:
         interaction = record_interaction(

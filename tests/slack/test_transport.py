@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from storage import Database
@@ -79,7 +81,8 @@ def test_health_and_readiness(make_bot) -> None:
     health = slack.get(f"{bot.server.url}/healthz")
     assert health.status == 200 and health.json() == {"status": "ok"}
     ready = slack.get(f"{bot.server.url}/readyz")
-    assert ready.status == 200 and ready.json()["database"] == "ok"
+    assert ready.status == 200
+    assert ready.json() == {"status": "ok", "database": "ok", "document_store": "ok", "generator": "ok"}
     assert slack.get(f"{bot.server.url}/nothing-here").status == 404
 
     wsgi_app = bot.server.server.get_app()
@@ -91,6 +94,79 @@ def test_health_and_readiness(make_bot) -> None:
     finally:
         wsgi_app.database.dispose()
         wsgi_app.database = working
+
+
+class _BrokenStore:
+    def count_documents(self) -> int:
+        raise ConnectionError("Elasticsearch at http://127.0.0.1:9 refused the connection")
+
+
+def test_readiness_needs_the_document_store_and_the_generator(make_bot) -> None:
+    bot = make_bot()
+    service = bot.service
+    store = service.__dict__["document_store"]
+    service.__dict__["document_store"] = _BrokenStore()
+    try:
+        down = slack.get(f"{bot.server.url}/readyz")
+        assert down.status == 503
+        assert down.json()["database"] == "ok" and down.json()["generator"] == "ok"
+        assert down.json()["document_store"].startswith("unavailable: Elasticsearch at")
+        assert slack.get(f"{bot.server.url}/healthz").status == 200
+    finally:
+        service.__dict__["document_store"] = store
+    generator = service.__dict__.pop("generator")
+    try:
+        loading = slack.get(f"{bot.server.url}/readyz")
+        assert loading.status == 503 and loading.json()["generator"] == "not loaded"
+    finally:
+        service.__dict__["generator"] = generator
+    assert slack.get(f"{bot.server.url}/readyz").status == 200
+
+
+def test_a_served_generator_is_ready_only_while_its_server_answers(make_bot) -> None:
+    """TANYA_GENERATOR=http://…/v1: readiness asks that server for its models (GET /v1/models)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bot.readiness import generator_status
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Models(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    bot = make_bot()
+    service = bot.service
+    original = service.settings
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        service.settings = original.model_copy(
+            update={"generator": f"{base}/v1", "generator_api_key": SecretStr("k")}
+        )
+        assert generator_status(service) == "ok"
+        assert slack.get(f"{bot.server.url}/readyz").status == 200
+        assert seen[-1][0] == "/v1/models" and seen[-1][1] == "Bearer k"
+        service.settings = original.model_copy(update={"generator": f"{base}/elsewhere"})
+        assert generator_status(service) == f"unavailable: HTTP 404 from {base}/elsewhere/models"
+        server.shutdown()
+        server.server_close()
+        service.settings = original.model_copy(update={"generator": f"{base}/v1"})
+        assert generator_status(service).startswith("unavailable:")
+        assert slack.get(f"{bot.server.url}/readyz").status == 503
+    finally:
+        service.settings = original
+        server.shutdown()
+        server.server_close()
 
 
 def test_every_subscribed_event_type_is_acknowledged(make_bot) -> None:
