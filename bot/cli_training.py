@@ -72,17 +72,38 @@ def retrain(
             "--wait", help="Run the job in this process (or follow the worker running it) until it ends."
         ),
     ] = False,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="Override a training option for this run (a field of alignment/config.py), "
+            "e.g. --set sft_epochs=2. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Queue a re-training run on the feedback so far; a running `tanya worker` picks it up."""
     import threading
 
+    from alignment.config import AlignmentConfig
     from alignment.worker import Worker, retrain_runner, worker_name
+    from bot.train_launch import parse_overrides
     from storage.jobs import claim_next_job, enqueue_job
     from storage.models import JobStatus, TrainingJob
 
+    try:
+        overrides = parse_overrides(settings or [])
+        AlignmentConfig().with_overrides(overrides)  # unknown or invalid values fail here, not in the worker
+    except (SystemExit, ValueError, TypeError) as exc:
+        raise InputError(f"--set: {exc}") from None
     service = make_service()
     with service.database.session() as session:
-        job, created = enqueue_job(session, requested_by=cli_user(), reason="manual")
+        job, created = enqueue_job(
+            session,
+            requested_by=cli_user(),
+            reason="manual",
+            config={"training": overrides} if overrides else None,
+        )
         job_id, status = job.id, job.status
     if created:
         out.console.print(f"Queued training job #{job_id}.")

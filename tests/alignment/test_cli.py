@@ -96,3 +96,22 @@ def test_retrain_queues_one_job_and_wait_reports_not_enough_feedback(
         assert job.metrics["outcome"] == "not_enough_feedback"
         assert job.metrics["data"]["train"]["sft"] + job.metrics["data"]["eval"]["sft"] == 1
     database.dispose()
+
+
+def test_retrain_set_records_overrides_on_the_job_and_refuses_unknown_ones(home: Path) -> None:
+    refused = tanya(home, "retrain", "--set", "sft_epochs=2", "--set", "no_such_option=1")
+    assert refused.returncode == 2
+    assert "no_such_option" in refused.stderr
+    invalid = tanya(home, "retrain", "--set", "eval_fraction=1.5")
+    assert invalid.returncode == 2 and "eval_fraction" in invalid.stderr
+
+    queued = tanya(home, "retrain", "--set", "sft_epochs=2", "--set", "beta=0.2")
+    assert queued.returncode == 0, queued.stderr
+    database = Database.open(f"sqlite:///{home / 'tanya.db'}")
+    try:
+        with database.session() as session:
+            jobs = session.query(TrainingJob).all()
+            assert len(jobs) == 1  # the refused attempts queued nothing
+            assert jobs[0].config == {"training": {"sft_epochs": 2, "beta": 0.2}}
+    finally:
+        database.dispose()

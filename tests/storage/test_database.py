@@ -88,3 +88,20 @@ def test_data_survives_reopening(database_url: str) -> None:
     with db.session() as session:
         assert session.execute(text("SELECT count(*) FROM interactions")).scalar_one() == 1
     db.dispose()
+
+
+def test_a_schema_created_by_another_process_meanwhile_is_accepted(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas starting together: this process saw no schema, another created it before the table look."""
+    Database.open(database_url).dispose()  # the other process's schema, committed
+    database = Database(database_url)
+    looks = iter([None])  # the first look happened before the other process committed
+
+    real = Database.current_revision
+    monkeypatch.setattr(Database, "current_revision", lambda self: next(looks, real(self)))
+    try:
+        database.ensure_schema()  # must neither raise "tables tanya did not create" nor migrate again
+        assert real(database) == database.head_revision()
+    finally:
+        database.dispose()

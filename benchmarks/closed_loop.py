@@ -1,0 +1,371 @@
+"""Closed loop: simulated users' 👍/👎 and corrections re-train tanya, and held-out answers get better.
+
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en       # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/closed_loop.py --quick --language id
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en --scenario poisoned
+    .venv/bin/python benchmarks/closed_loop.py --language en --rounds 3     # full mode, meant for a GPU
+
+Everything goes through the product, in a fresh TANYA_HOME under ``--out``:
+
+1. the QA set's passages (``../shared/data/qa-<language>``) are written as files and ingested with
+   ``Tanya.ingest`` (the embedded default store and embedder);
+2. questions are split by passage (a deterministic hash): held-out questions come from passages no
+   feedback question is about;
+3. round 0 answers the held-out questions with the base model (``Tanya.ask``) and scores them;
+4. each round, simulated users ask a new slice of the feedback questions, vote 👍 when the answer states
+   the gold answer and 👎 otherwise (``Tanya.rate``), and a fraction of the 👎 voters write the gold
+   answer as a correction (``Tanya.correct``); then ``tanya retrain --wait`` runs in a subprocess, exactly
+   as an admin would, and the held-out questions are answered again by whatever the gate left active;
+5. once, the base model with a few-shot prompt (worked examples as earlier chat turns) answers the
+   held-out questions, to show what prompting alone achieves.
+
+Scenario ``poisoned``: after the normal rounds, one more batch in which users 👍 wrong answers and 👎
+right ones; the gate must reject it and the held-out score must not drop.
+
+Scores (percent, ``benchmarks/qa_metrics.py``): SQuAD exact match and token F1, ``contains_gold`` (the
+gold string is in the answer), ``cites_gold`` (a cited [n] is the gold passage), ``cites_any``, and
+``model_cited`` (the model wrote a citation itself; otherwise tanya appends [1]). Writes
+``<out>/closed_loop_<language>[_poisoned].json`` and a PNG plot beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine
+from closed_loop_plot import plot_rounds
+from qa_metrics import AnswerScore, contains_gold, score_answer
+
+DATA = REPO.parent / "shared" / "data"
+CHANNEL = "CSIMULATED"
+SALT = "tanya-closed-loop-v1"
+
+
+def _rank(key: str) -> float:
+    return int(hashlib.sha256(f"{SALT}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def load_set(language: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    folder = DATA / f"qa-{language}"
+    corpus = {row["id"]: row for row in map(json.loads, (folder / "corpus.jsonl").open(encoding="utf-8"))}
+    questions = [json.loads(line) for line in (folder / "questions.jsonl").open(encoding="utf-8")]
+    return corpus, [q for q in questions if q["answers"] and q["passage_ids"]]
+
+
+def split_questions(
+    questions: list[dict[str, Any]], held_out_fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(feedback, held_out): by passage, so held-out passages were never seen in training."""
+    feedback, held_out = [], []
+    for question in sorted(questions, key=lambda q: _rank(q["id"])):
+        (held_out if _rank(question["passage_ids"][0]) < held_out_fraction else feedback).append(question)
+    return feedback, held_out
+
+
+def write_corpus(corpus: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for passage_id, row in corpus.items():
+        path = folder / f"{passage_id}.md"
+        path.write_text(f"# {row['title']}\n\n{row['text']}\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def ask_and_score(
+    service: Any, question: dict[str, Any], *, user: str, history: list[tuple[str, str]]
+) -> dict:
+    from storage import ChannelKind
+
+    answer = service.ask(
+        question["question"],
+        origin=ChannelKind.public_channel,
+        user_id=user,
+        channel_id=CHANNEL,
+        history=history,
+    )
+    source_ids = [Path(source.source).stem for source in answer.sources]
+    score = score_answer(
+        answer.text,
+        question["answers"],
+        source_ids,
+        question["passage_ids"],
+        citation_added=answer.citation_added,
+    )
+    return {
+        "id": question["id"],
+        "interaction_id": answer.interaction_id,
+        "answer": answer.text,
+        "adapter": answer.adapter,
+        "score": score,
+    }
+
+
+def answer_held_out(
+    service: Any, held_out: list[dict[str, Any]], *, history: list[tuple[str, str]] = ()
+) -> dict:
+    started = time.time()
+    rows = [ask_and_score(service, q, user="sim-heldout", history=list(history)) for q in held_out]
+    scores: list[AnswerScore] = [row["score"] for row in rows]
+    return {
+        **AnswerScore.mean(scores),
+        "adapter": rows[0]["adapter"] if rows else None,
+        "questions": len(rows),
+        "seconds": round(time.time() - started, 1),
+        "examples": [{"id": r["id"], "answer": r["answer"]} for r in rows[:5]],
+    }
+
+
+def give_feedback(
+    service: Any, questions: list[dict[str, Any]], *, correction_fraction: float, poisoned: bool
+) -> dict[str, Any]:
+    """Simulated users rate each answer; ``poisoned`` users 👍 wrong answers and 👎 right ones."""
+    counts = {"asked": 0, "up": 0, "down": 0, "corrections": 0, "answers_correct": 0}
+    for number, question in enumerate(questions):
+        user = f"sim-user-{number % 25:02d}"
+        row = ask_and_score(service, question, user=user, history=[])
+        correct = bool(contains_gold(row["answer"], question["answers"]))
+        up = correct != poisoned
+        service.rate(row["interaction_id"], user_id=user, up=up, source="simulation")
+        counts["asked"] += 1
+        counts["answers_correct"] += int(correct)
+        counts["up" if up else "down"] += 1
+        if not up and not poisoned and _rank(f"correct:{question['id']}") < correction_fraction:
+            service.correct(
+                row["interaction_id"], user_id=user, text=question["answers"][0], source="simulation"
+            )
+            counts["corrections"] += 1
+    return counts
+
+
+def retrain_as_admin(env: dict[str, str], overrides: list[str]) -> dict[str, Any]:
+    """``tanya retrain --wait [--set …]`` in a subprocess; the job row says what happened."""
+    started = time.time()
+    command = [sys.executable, "-m", "bot", "retrain", "--wait"]
+    for item in overrides:
+        command += ["--set", item]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    from storage import Database
+    from storage.jobs import recent_jobs
+
+    database = Database.open(env["TANYA_DATABASE_URL"])
+    with database.session() as session:
+        job = recent_jobs(session, limit=1)[0]
+        outcome = {"job": job.id, "status": str(job.status), "metrics": job.metrics or {}, "error": job.error}
+    database.dispose()
+    outcome["exit_status"] = result.returncode
+    outcome["seconds"] = round(time.time() - started, 1)
+    if result.returncode != 0:
+        outcome["stderr_tail"] = result.stderr[-2000:]
+    return outcome
+
+
+def few_shot_history(feedback: list[dict[str, Any]], corpus: dict[str, dict[str, Any]], shots: int) -> list:
+    """Worked examples as earlier turns: a one-sentence source, a question, a short cited answer."""
+    history = []
+    for question in feedback:
+        if len(history) == shots:
+            break
+        passage = corpus[question["passage_ids"][0]]
+        sentence = next((s for s in passage["text"].split(". ") if question["answers"][0] in s), None)
+        if sentence is None or len(sentence) > 300:
+            continue
+        user_turn = (
+            f"Sources:\n[1] {passage['title']}: {sentence.strip()}.\n\nQuestion: {question['question']}"
+        )
+        history.append((user_turn, f"{question['answers'][0]} [1]"))
+    return history
+
+
+def first_round(
+    args: argparse.Namespace,
+    language: str,
+    service: Any,
+    env: dict[str, str],
+    corpus: dict[str, dict[str, Any]],
+    feedback: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    home: Path,
+) -> dict[str, Any]:
+    """Ingest, then round 0 (the base model) and the prompting baseline."""
+    started = time.time()
+    report = service.ingest(write_corpus(corpus, home / "corpus"))
+    result: dict[str, Any] = {
+        "language": language,
+        "scenario": args.scenario,
+        "mode": "quick" if args.quick else "full",
+        "home": str(home),
+        "settings": {k: v for k, v in env.items() if k.startswith("TANYA_") and "URL" not in k},
+        "retrain_overrides": args.train_set,
+        "questions": {"held_out": len(held_out), "feedback_pool": len(feedback)},
+        "ingest_seconds": round(time.time() - started, 1),
+        "ingest": str(getattr(report, "summary", "")) or None,
+        "rounds": [],
+    }
+    print(f"[{language}] round 0: {len(held_out)} held-out questions", flush=True)
+    result["rounds"].append({"round": 0, **answer_held_out(service, held_out)})
+    print(json.dumps(result["rounds"][-1])[:400], flush=True)
+    if args.few_shot:
+        history = few_shot_history(feedback[::-1], corpus, args.few_shot)
+        baseline = answer_held_out(service, held_out, history=history)
+        result["baseline_few_shot"] = {"shots": len(history), **baseline}
+        print("few-shot:", json.dumps(baseline)[:400], flush=True)
+    return result
+
+
+def run(args: argparse.Namespace, language: str) -> dict[str, Any]:
+    out = Path(args.out).resolve()
+    suffix = "_poisoned" if args.scenario == "poisoned" else ""
+    home = out / f"home_{language}{suffix}"
+    previous = json.loads(Path(args.resume).read_text()) if args.resume else None
+    if home.exists():
+        shutil.rmtree(home)
+    if previous is not None:  # carry on from where that run stopped: same database, index and adapters
+        shutil.copytree(previous.get("home") or out / f"home_{language}", home, symlinks=True)
+    env = configure_environment(home, args)
+    from bot.service import Tanya
+    from bot.settings import Settings
+
+    corpus, questions = load_set(language)
+    feedback, held_out = split_questions(questions, args.held_out_fraction)
+    held_out = held_out[: args.held_out]
+    service = Tanya(Settings())
+    started = time.time()
+    if previous is None:
+        result = first_round(args, language, service, env, corpus, feedback, held_out, home)
+        plan = [(r, False) for r in range(1, args.rounds + 1)]
+    else:
+        result = {**previous, "scenario": args.scenario, "resumed_from": args.resume, "home": str(home)}
+        plan = []
+    last = plan[-1][0] if plan else result["rounds"][-1]["round"]
+    if args.scenario == "poisoned":
+        plan.append((last + 1, True))
+    batches = [feedback[i * args.feedback : (i + 1) * args.feedback] for i in range(last + 1)]
+    for number, poisoned in plan:
+        counts = give_feedback(
+            service, batches[number - 1], correction_fraction=args.correction_fraction, poisoned=poisoned
+        )
+        print(f"[{language}] round {number} feedback: {counts}", flush=True)
+        training = retrain_as_admin(env, args.train_set)
+        gate = (training["metrics"].get("gate") or {}) if isinstance(training["metrics"], dict) else {}
+        print(
+            f"[{language}] round {number} retrain: {training['status']} {gate.get('reason', '')}", flush=True
+        )
+        scores = answer_held_out(service, held_out)
+        result["rounds"].append(
+            {
+                "round": number,
+                "poisoned": poisoned,
+                "feedback": counts,
+                "training": summarize(training),
+                **scores,
+            }
+        )
+        print(json.dumps(result["rounds"][-1], default=str)[:600], flush=True)
+    result["seconds"] = round(time.time() - started, 1) + (previous or {}).get("seconds", 0.0)
+    result["machine"] = machine()
+    result["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    name = f"closed_loop_{language}{suffix}"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    plot_rounds(result, out / f"{name}.png")
+    return result
+
+
+def summarize(training: dict[str, Any]) -> dict[str, Any]:
+    metrics = training.get("metrics") or {}
+    keep = ("status", "message", "adapter_name", "plan", "data", "gate", "seconds", "train")
+    return {
+        "job": training["job"],
+        "status": training["status"],
+        "exit_status": training["exit_status"],
+        "seconds": training["seconds"],
+        "error": training.get("error"),
+        **{key: metrics[key] for key in keep if key in metrics},
+        **({"stderr_tail": training["stderr_tail"]} if "stderr_tail" in training else {}),
+    }
+
+
+def configure_environment(home: Path, args: argparse.Namespace) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "TANYA_HOME": str(home),
+            "TANYA_DATABASE_URL": f"sqlite:///{home / 'tanya.db'}",
+            "TANYA_TOP_K": str(args.top_k),
+            "TANYA_MAX_NEW_TOKENS": str(args.max_new_tokens),
+            "TANYA_TRAIN_DEVICE": "auto",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HAYSTACK_TELEMETRY_ENABLED": "False",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
+    # The converted base checkpoint is shared between runs (it is the same file every time).
+    shared_models = REPO / "benchmarks" / "results" / "tmp" / "models"
+    shared_models.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(shared_models, target_is_directory=True)
+    return dict(os.environ)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--language", choices=["en", "id", "both"], default="both")
+    parser.add_argument(
+        "--quick", action="store_true", help="small slices, one round: ~15 min per language on CPU"
+    )
+    parser.add_argument("--scenario", choices=["normal", "poisoned"], default="normal")
+    parser.add_argument("--rounds", type=int, default=None, help="re-training rounds (quick: 1, full: 3)")
+    parser.add_argument("--held-out", type=int, default=None, help="held-out questions scored per round")
+    parser.add_argument("--feedback", type=int, default=None, help="feedback questions asked per round")
+    parser.add_argument("--held-out-fraction", type=float, default=0.25)
+    parser.add_argument(
+        "--correction-fraction", type=float, default=0.5, help="share of 👎 voters who correct"
+    )
+    parser.add_argument(
+        "--few-shot", type=int, default=2, help="worked examples in the prompting baseline (0: skip)"
+    )
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument(
+        "--train-set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="passed to `tanya retrain --set`",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument(
+        "--resume",
+        metavar="RESULT_JSON",
+        help="continue a finished run (its home is copied), e.g. with --scenario poisoned",
+    )
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "closed_loop"))
+    args = parser.parse_args()
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.held_out = args.held_out or (50 if args.quick else 200)
+    args.feedback = args.feedback or (150 if args.quick else 300)
+    args.max_new_tokens = args.max_new_tokens or (48 if args.quick else 96)
+    if args.quick and not args.train_set:
+        # What fits the CPU budget: one SFT epoch and a short preference stage, on every core (the
+        # benchmark has the machine to itself; the product default leaves one core to the bot).
+        args.train_set = ["sft_epochs=1", "preference_max_steps=10", f"torch_threads={os.cpu_count() or 1}"]
+    languages = ["en", "id"] if args.language == "both" else [args.language]
+    for language in languages:
+        run(args, language)
+
+
+if __name__ == "__main__":
+    main()
