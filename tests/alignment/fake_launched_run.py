@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,15 +32,13 @@ def main() -> int:
         return 0
     if mode == "hang":
         Path(os.environ["TANYA_TEST_PIDFILE"]).write_text(str(os.getpid()))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.05)  # a stand-in for training; the test kills the worker meanwhile
+        threading.Event().wait(120)  # a stand-in for training; the test kills the worker meanwhile
         return 4
     print(progress_line({"stage": "sft", "event": "begin", "max_steps": 4}), flush=True)
     release = os.environ.get("TANYA_TEST_RELEASE")
     deadline = time.monotonic() + 60
     while release and not Path(release).exists() and time.monotonic() < deadline:
-        time.sleep(0.02)  # the test creates the file once it has seen the progress
+        threading.Event().wait(0.02)  # the test creates the file once it has seen the progress
     outcome = RunOutcome(
         PROMOTED,
         f"Adapter tanya-job{job_id} is now active.",

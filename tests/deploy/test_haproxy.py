@@ -120,7 +120,7 @@ def balancer(haproxy: str, tmp_path: Path) -> Iterator[str]:
             except OSError:
                 assert process.poll() is None, (tmp_path / "haproxy.log").read_text()
                 assert time.monotonic() < deadline, "haproxy did not start listening"
-                time.sleep(0.05)
+                threading.Event().wait(0.05)
         yield f"http://127.0.0.1:{listen}"
     finally:
         process.terminate()
