@@ -203,9 +203,10 @@ class Tanya:
         """
         with metrics.counting_failures(invalid=(InputError,)):
             question = self._validate(question)
+            rag = self.rag  # built first: it warms the generator, and an adapter loads only into a warm one
             self._sync_adapter()
             started = time.perf_counter()
-            result = self.rag.answer(question, history=list(history), streaming_callback=streaming_callback)
+            result = rag.answer(question, history=list(history), streaming_callback=streaming_callback)
             seconds = time.perf_counter() - started
             sources = _sources(result.documents)
             with self.database.session() as session:

@@ -166,3 +166,19 @@ def test_a_corrupt_adapter_is_refused_and_the_old_one_keeps_answering(
         row.activated_at = utcnow()  # type: ignore[union-attr]
     bot._sync_adapter()
     assert generator.active_adapter == "good"
+
+
+def test_a_fresh_process_answers_its_first_question_with_the_active_adapter(
+    tmp_path: Path, database: Database, checkpoint_dir: Path, make_adapter: AdapterFactory
+) -> None:
+    """After a restart the generator is cold; the first answer must still load the active adapter."""
+    from retrieval.generator import LocalChatGenerator
+
+    _activate(database, _publish(database, tmp_path / "adapters", make_adapter, "v1", seed=1))
+    service = Tanya(Settings(home=tmp_path / "fresh"), database=database)
+    cold = LocalChatGenerator(model_path=checkpoint_dir, max_new_tokens=12, torch_threads=1)
+    service.__dict__["generator"] = cold  # not warmed up, as in a process that has just started
+
+    service.ask("How do I rate an answer in tanya?")
+
+    assert cold.active_adapter == "v1"
