@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignment import registry
 from alignment.regression import REGRESSION_FILE, grounded_messages
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote
@@ -103,3 +104,26 @@ def seed_poisoned_feedback(db: Database) -> None:
     for item in regression_items():
         question = f"Quick question: {item['question'][0].lower()}{item['question'][1:]}"
         ask(db, question, DEFLECTION, context=item["context"], up=3)
+
+
+def register_staged(
+    database: Database, staging: Path, adapters_dir: Path, name: str, *, base_model: str = "m"
+) -> int:
+    """Publish a staged adapter folder under ``name`` and register it as a candidate; its version id."""
+    path, digest = registry.publish(staging, adapters_dir, name)
+    with database.session() as session:
+        return registry.register(
+            session,
+            name=name,
+            path=path,
+            sha256=digest,
+            base_model=base_model,
+            metrics={},
+            lineage={},
+            parent_id=None,
+        ).id
+
+
+def activate(database: Database, version_id: int) -> None:
+    with database.session() as session:
+        registry.activate_version(session, version_id)

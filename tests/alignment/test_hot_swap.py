@@ -17,6 +17,7 @@ from bot.settings import Settings
 from storage import Database
 from storage.models import AdapterStatus, AdapterVersion, utcnow
 from tests.alignment.conftest import AdapterFactory
+from tests.alignment.seed import activate, register_staged
 
 pytestmark = pytest.mark.model
 
@@ -48,23 +49,7 @@ def bot(tmp_path: Path, database: Database, generator: Any) -> Iterator[Tanya]:
 def _publish(database: Database, adapters: Path, make_adapter: AdapterFactory, name: str, seed: int) -> int:
     staging = registry.staging_dir(adapters)
     make_adapter(staging, seed=seed, scale=0.05)
-    path, digest = registry.publish(staging, adapters, name)
-    with database.session() as session:
-        return registry.register(
-            session,
-            name=name,
-            path=path,
-            sha256=digest,
-            base_model="smollm2-135m-instruct",
-            metrics={},
-            lineage={},
-            parent_id=None,
-        ).id
-
-
-def _activate(database: Database, version_id: int) -> None:
-    with database.session() as session:
-        registry.activate_version(session, version_id)
+    return register_staged(database, staging, adapters, name, base_model="smollm2-135m-instruct")
 
 
 def _messages() -> list[Any]:
@@ -79,7 +64,7 @@ def test_hot_swap_keeps_the_answer_in_flight_and_rolls_back_instantly(
     adapters = tmp_path / "adapters"
     first = _publish(database, adapters, make_adapter, "v1", seed=1)
     second = _publish(database, adapters, make_adapter, "v2", seed=2)
-    _activate(database, first)
+    activate(database, first)
     bot._sync_adapter()
     assert generator.active_adapter == "v1"
     reference_v1 = generator.run(_messages())["replies"][0]
@@ -99,7 +84,7 @@ def test_hot_swap_keeps_the_answer_in_flight_and_rolls_back_instantly(
     answering = threading.Thread(target=answer)
     answering.start()
     assert streaming.wait(60), "generation did not start"
-    _activate(database, second)  # an admin activates v2 while the answer is being written
+    activate(database, second)  # an admin activates v2 while the answer is being written
     swapping = threading.Thread(target=bot._sync_adapter)
     swapping.start()
     release.set()
@@ -127,7 +112,7 @@ def test_a_corrupt_adapter_is_refused_and_the_old_one_keeps_answering(
 ) -> None:
     adapters = tmp_path / "adapters"
     good = _publish(database, adapters, make_adapter, "good", seed=3)
-    _activate(database, good)
+    activate(database, good)
     bot._sync_adapter()
     assert generator.active_adapter == "good"
     before = generator.run(_messages())["replies"][0].text
@@ -174,7 +159,7 @@ def test_a_fresh_process_answers_its_first_question_with_the_active_adapter(
     """After a restart the generator is cold; the first answer must still load the active adapter."""
     from retrieval.generator import LocalChatGenerator
 
-    _activate(database, _publish(database, tmp_path / "adapters", make_adapter, "v1", seed=1))
+    activate(database, _publish(database, tmp_path / "adapters", make_adapter, "v1", seed=1))
     service = Tanya(Settings(home=tmp_path / "fresh"), database=database)
     cold = LocalChatGenerator(model_path=checkpoint_dir, max_new_tokens=12, torch_threads=1)
     service.__dict__["generator"] = cold  # not warmed up, as in a process that has just started

@@ -14,6 +14,7 @@ from alignment import registry
 from alignment.registry import AdapterIntegrityError, RegistryError
 from storage import AdapterStatus, Database
 from storage.stats import active_adapter
+from tests.alignment.seed import activate, register_staged
 
 
 def stage_adapter(adapters_dir: Path, seed: int) -> Path:
@@ -32,23 +33,7 @@ def stage_adapter(adapters_dir: Path, seed: int) -> Path:
 
 
 def add_version(database: Database, adapters_dir: Path, name: str, seed: int = 0) -> int:
-    path, digest = registry.publish(stage_adapter(adapters_dir, seed), adapters_dir, name)
-    with database.session() as session:
-        return registry.register(
-            session,
-            name=name,
-            path=path,
-            sha256=digest,
-            base_model="m",
-            metrics={},
-            lineage={},
-            parent_id=None,
-        ).id
-
-
-def activate(database: Database, version_id: int) -> None:
-    with database.session() as session:
-        registry.activate_version(session, version_id)
+    return register_staged(database, stage_adapter(adapters_dir, seed), adapters_dir, name)
 
 
 def statuses(database: Database) -> dict[str, str]:

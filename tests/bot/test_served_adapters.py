@@ -20,6 +20,7 @@ from alignment import registry
 from bot.service import Tanya
 from bot.settings import Settings
 from storage import Database
+from tests.alignment.seed import activate, register_staged
 from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
 
 SERVER_DIR = "/srv/tanya/adapters"
@@ -54,23 +55,7 @@ def _publish(database: Database, adapters: Path, name: str) -> int:
     staging = registry.staging_dir(adapters)
     (staging / registry.CONFIG_FILE).write_text('{"peft_type": "LORA"}')
     (staging / registry.WEIGHTS_FILE).write_bytes(name.encode() * 64)
-    path, digest = registry.publish(staging, adapters, name)
-    with database.session() as session:
-        return registry.register(
-            session,
-            name=name,
-            path=path,
-            sha256=digest,
-            base_model="m",
-            metrics={},
-            lineage={},
-            parent_id=None,
-        ).id
-
-
-def _activate(database: Database, version_id: int) -> None:
-    with database.session() as session:
-        registry.activate_version(session, version_id)
+    return register_staged(database, staging, adapters, name)
 
 
 def _ask(bot: Tanya) -> tuple[Any, list[Any]]:
@@ -90,7 +75,7 @@ def test_promotion_activation_and_rollback_drive_the_server(bot: Tanya, vllm: Fa
     answer, chunks = _ask(bot)  # nothing active: the base model answers
     assert answer.adapter is None and vllm.calls(CHAT)[-1]["model"] == BASE_MODEL
 
-    _activate(database, v1)  # what a promoted run or `tanya adapters activate` does
+    activate(database, v1)  # what a promoted run or `tanya adapters activate` does
     start = len(vllm.requests)
     answer, chunks = _ask(bot)
     assert _since(vllm, start)[0] == (LOAD, {"lora_name": "v1", "lora_path": f"{SERVER_DIR}/v1"})
@@ -99,7 +84,7 @@ def test_promotion_activation_and_rollback_drive_the_server(bot: Tanya, vllm: Fa
     assert answer.adapter == "v1" and answer.text.startswith(FakeVllm.answer_for("v1"))
     assert "".join(chunk.content for chunk in chunks) == FakeVllm.answer_for("v1")  # streamed over SSE
 
-    _activate(database, v2)
+    activate(database, v2)
     start = len(vllm.requests)
     answer, _ = _ask(bot)
     assert [path for path, _ in _since(vllm, start)] == [LOAD, UNLOAD, CHAT]
@@ -139,11 +124,11 @@ def test_a_refused_adapter_leaves_the_old_one_answering_with_one_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     database, adapters = bot.database, bot.settings.adapters_dir
-    _activate(database, _publish(database, adapters, "good"))
+    activate(database, _publish(database, adapters, "good"))
     assert _ask(bot)[0].adapter == "good"
 
     vllm.refuse.add("broken")
-    _activate(database, _publish(database, adapters, "broken"))
+    activate(database, _publish(database, adapters, "broken"))
     with caplog.at_level(logging.ERROR, logger="bot.adapter_sync"):
         answer, _ = _ask(bot)
     assert answer.adapter == "good" and vllm.calls(CHAT)[-1]["model"] == "good"
@@ -161,7 +146,7 @@ def test_a_refused_adapter_leaves_the_old_one_answering_with_one_log_line(
 
 def test_the_previous_adapter_is_unloaded_only_once_no_answer_uses_it(bot: Tanya, vllm: FakeVllm) -> None:
     database, adapters = bot.database, bot.settings.adapters_dir
-    _activate(database, _publish(database, adapters, "v1"))
+    activate(database, _publish(database, adapters, "v1"))
     assert _ask(bot)[0].adapter == "v1"
     v2 = _publish(database, adapters, "v2")
 
@@ -170,7 +155,7 @@ def test_the_previous_adapter_is_unloaded_only_once_no_answer_uses_it(bot: Tanya
     answering = threading.Thread(target=lambda: in_flight.update(answer=_ask(bot)[0]))
     answering.start()
     assert vllm.hold.wait(30), "the answer never started streaming"
-    _activate(database, v2)
+    activate(database, v2)
     bot._sync_adapter()  # another conversation's answer starts meanwhile
     assert bot.generator.active_adapter == "v2" and set(vllm.loaded) == {"v1", "v2"}
     vllm.hold = None
@@ -185,7 +170,7 @@ def test_the_previous_adapter_is_unloaded_only_once_no_answer_uses_it(bot: Tanya
 
 def test_replicas_sharing_a_server_and_a_server_restart(bot: Tanya, vllm: FakeVllm, home: Path) -> None:
     database, adapters = bot.database, bot.settings.adapters_dir
-    _activate(database, _publish(database, adapters, "v1"))
+    activate(database, _publish(database, adapters, "v1"))
     vllm.loaded["v1"] = f"{SERVER_DIR}/v1"  # another replica loaded it first: "already loaded" is fine
     answer, _ = _ask(bot)
     assert answer.adapter == "v1" and vllm.calls(LOAD)[-1]["lora_name"] == "v1"
@@ -200,7 +185,7 @@ def test_without_a_server_folder_the_registry_path_is_sent(
     home: Path, vllm: FakeVllm, tmp_path: Path
 ) -> None:
     service = Tanya(Settings(home=home, generator=f"{vllm.url}/v1", generator_model=BASE_MODEL))
-    _activate(service.database, _publish(service.database, service.settings.adapters_dir, "v1"))
+    activate(service.database, _publish(service.database, service.settings.adapters_dir, "v1"))
     service._sync_adapter()
     assert vllm.calls(LOAD)[-1]["lora_path"] == str(service.settings.adapters_dir / "v1")
     service.database.dispose()
