@@ -150,6 +150,32 @@ class AlignmentConfig:
     max_eval_rows: int = field(
         default=200, metadata={"help": "Cap on held-out rows scored per kind, to bound evaluation time."}
     )
+    gate_written_answers: int = field(
+        default=32,
+        metadata={
+            "help": "Held-out prompts each variant also answers (greedy) for the gate, scored by token F1 "
+            "against the approved answer; 0 judges by likelihood only. About 1-2 s per answer and variant "
+            "on a CPU. Likelihood alone promoted adapters that wrote wrong spans (docs/closed-loop.md)."
+        },
+    )
+    gate_max_new_tokens: int = field(
+        default=64, metadata={"help": "Longest answer, in tokens, a variant may write for the gate."}
+    )
+    gate_f1_tolerance: float = field(
+        default=2.0,
+        metadata={
+            "help": "Points of held-out answer F1 the candidate may lose against the active adapter: the "
+            "held-out sets are small, so a point or two is noise."
+        },
+    )
+    keep_best_stage: bool = field(
+        default=True,
+        metadata={
+            "help": "When DPO or KTO ran after SFT, let the SFT-only adapter answer the held-out prompts too "
+            "and ship it instead when its answers score a higher F1: a preference stage on a few dozen "
+            "pairs can cut answers to fragments. Needs gate_written_answers > 0."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -158,6 +184,10 @@ class AlignmentConfig:
             raise ValueError("eval_fraction must be between 0 and 1")
         if self.kto_after_dpo_ratio < 0:
             raise ValueError("kto_after_dpo_ratio must be 0 (off) or positive")
+        if self.gate_written_answers < 0 or self.gate_max_new_tokens < 1 or self.gate_f1_tolerance < 0:
+            raise ValueError(
+                "gate_written_answers and gate_f1_tolerance must not be negative, gate_max_new_tokens ≥ 1"
+            )
         if self.min_sft_rows < 1 or self.min_dpo_pairs < 1 or self.min_kto_rows < 2:
             raise ValueError("min_sft_rows and min_dpo_pairs must be at least 1, min_kto_rows at least 2")
 

@@ -69,7 +69,8 @@ class Scorer:
         self.adapters.append(name)
 
     @contextmanager
-    def _variant(self, name: str) -> Iterator[None]:
+    def variant(self, name: str) -> Iterator[None]:
+        """Run the body under adapter ``name`` (or the plain base model for ``BASE``)."""
         if name == BASE:
             if self.adapters:
                 with self.model.disable_adapter():
@@ -86,7 +87,7 @@ class Scorer:
         """Sum of log-probabilities of the completion's tokens after the prompt."""
         key = (variant, prompt, completion)
         if key not in self._cache:
-            with self._variant(variant):
+            with self.variant(variant):
                 self._cache[key] = self._score(prompt, completion)
         return self._cache[key]
 

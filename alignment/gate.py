@@ -1,7 +1,9 @@
 """The evaluation gate: a candidate adapter replaces the active one only if it is measurably better.
 
 "Better" is judged on feedback the candidate never trained on (the held-out questions), and "not
-worse" on a fixed regression set of questions whose answers are known from the user guide. The second
+worse" on a fixed regression set of questions whose answers are known from the user guide. Both are
+judged by likelihood; the held-out prompts are also answered and scored by F1 (``answer_quality``),
+because likelihood alone promoted adapters that wrote wrong answers. The regression
 check is what stops a batch of 👍 votes on wrong answers: the candidate learns the wrong answers, likes
 them on the held-out copies of the same mistakes, and is caught because it now finds the documented
 answers less likely.
@@ -29,13 +31,28 @@ class GateResult:
     old: dict[str, float]
     new: dict[str, float]
     checks: list[Check] = field(default_factory=list)
+    # Which stages' adapter is shipped, and every stage output's held-out scores, when the gate chose.
+    stage_choice: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
         failed = [check.detail for check in self.checks if not check.passed]
         if self.promote:
-            return "; ".join(check.detail for check in self.checks)
-        return "; ".join(failed) or "nothing held out to compare on"
+            text = "; ".join(check.detail for check in self.checks)
+        else:
+            text = "; ".join(failed) or "nothing held out to compare on"
+        return f"{self.stage_note}; {text}" if self.stage_note else text
+
+    @property
+    def stage_note(self) -> str:
+        """Says so when the preference stage was left out because SFT alone wrote better answers."""
+        choice = self.stage_choice
+        if not choice or choice.get("shipped") != "sft":
+            return ""
+        return (
+            "SFT alone shipped, the preference stage left out (held-out answer F1 "
+            f"{choice['sft_only']['answer_f1']:.1f} without it, {choice['all_stages']['answer_f1']:.1f} with it)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +62,7 @@ class GateResult:
             "new": self.new,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
             "reason": self.reason,
+            **({"stage_choice": self.stage_choice} if self.stage_choice else {}),
         }
 
 
@@ -79,6 +97,19 @@ def decide(
                 ok,
                 f"pair accuracy {old['pair_accuracy']:.2f} → {new['pair_accuracy']:.2f}"
                 + (f" (need +{needed:g})" if needed else " (must not drop)"),
+            )
+        )
+    if "answer_f1" in old and "answer_f1" in new:
+        # Written answers guard, they do not decide: a few dozen held-out prompts are too few to demand a
+        # gain, but a candidate whose answers got clearly worse must not ship on likelihood alone.
+        drop = old["answer_f1"] - new["answer_f1"]
+        ok = drop <= config.gate_f1_tolerance
+        checks.append(
+            Check(
+                "held-out written answers",
+                ok,
+                f"held-out answer F1 {old['answer_f1']:.1f} → {new['answer_f1']:.1f}"
+                + ("" if ok else f" (dropped {drop:.1f} points, tolerance {config.gate_f1_tolerance:g})"),
             )
         )
     if "regression_nll" in old and "regression_nll" in new:

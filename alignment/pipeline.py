@@ -136,7 +136,8 @@ def retrain(
                 return RunOutcome(
                     TRAINED_ONLY, f"process {processes.index} trained; the main process registers"
                 )
-            gate = _evaluate(paths.base_model, data, chat, config, staging, baseline)
+            sft_adapter = trained.pop("sft_adapter")
+            gate = _evaluate(paths.base_model, data, chat, config, staging, baseline, sft_adapter)
             monitor.event("gate", **gate.as_dict())
         summary = {
             "adapter": name,
@@ -223,7 +224,12 @@ def _train(
         reload=lambda: load_base_model(base_model, config, processes),
     )
     del loaded
-    return {"steps": result.steps, "seconds": result.seconds, "final": result.final}
+    return {
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "final": result.final,
+        "sft_adapter": result.sft_adapter,
+    }
 
 
 def _evaluate(
@@ -233,14 +239,20 @@ def _evaluate(
     config: AlignmentConfig,
     staging: Path,
     baseline: tuple[int, str, Path, str | None] | None,
+    sft_adapter: Path | None = None,
 ) -> GateResult:
+    """Score the active adapter (or the base model) and the candidate; maybe ship SFT alone instead."""
+    from alignment.answer_quality import AnswerWriter, written_answer_metrics
     from alignment.evaluate import BASE, Scorer, evaluate_variant
     from alignment.regression import regression_rows
 
     adapters = {"candidate": staging}
     if baseline is not None:
         adapters["active"] = baseline[2]
+    if sft_adapter is not None and (sft_adapter / "adapter_model.safetensors").is_file():
+        adapters["sft_only"] = sft_adapter
     scorer = Scorer.load(base_model, adapters, device=config.device)
+    writer = AnswerWriter(scorer, max_new_tokens=config.gate_max_new_tokens)
     limit = config.max_eval_rows
     rows = {
         "answers": data.eval.sft[:limit],
@@ -248,7 +260,24 @@ def _evaluate(
         "thumbs": data.eval.kto[:limit],
         "regression": regression_rows(chat),
     }
+    written = data.eval.sft[: config.gate_written_answers]
+
+    def measure(variant: str) -> dict[str, float]:
+        metrics = evaluate_variant(scorer, variant, beta=config.beta, **rows)
+        return {**metrics, **written_answer_metrics(writer, variant, written)}
+
     old_variant = "active" if baseline is not None else BASE
-    old = evaluate_variant(scorer, old_variant, beta=config.beta, **rows)
-    new = evaluate_variant(scorer, "candidate", beta=config.beta, **rows)
-    return decide(old, new, config, baseline=baseline[1] if baseline else "base model")
+    old = measure(old_variant)
+    new = measure("candidate")
+    choice = None
+    if "sft_only" in adapters and written:
+        sft = measure("sft_only")
+        shipped = "sft" if sft["answer_f1"] > new["answer_f1"] else "all stages"
+        choice = {"shipped": shipped, "all_stages": new, "sft_only": sft}
+        if shipped == "sft":  # the preference stage made the written answers worse: leave it out
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                (staging / name).write_bytes((sft_adapter / name).read_bytes())  # type: ignore[operator]
+            new = sft
+    result = decide(old, new, config, baseline=baseline[1] if baseline else "base model")
+    result.stage_choice = choice
+    return result

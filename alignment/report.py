@@ -24,7 +24,11 @@ _GATE_LABELS = {
     "pair_accuracy": "pair accuracy ↑",
     "reward_margin": "reward margin ↑",
     "thumb_reward_gap": "thumb reward gap ↑",
+    "answer_f1": "held-out written answers, F1 % ↑",
+    "answer_exact": "held-out written answers, exact % ↑",
+    "answer_contains": "held-out written answers, contain the approved answer % ↑",
 }
+_PERCENT = {"answer_f1", "answer_exact", "answer_contains"}  # 0-100: kept off the plot's shared axis
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,11 @@ def plot_run(log: TrainingLog, gate: dict[str, Any] | None, path: Path) -> Path:
     else:
         rewards.text(0.5, 0.5, "no preference stage", ha="center", transform=rewards.transAxes)
 
-    keys = [key for key in _GATE_LABELS if gate and key in gate.get("old", {}) and key in gate.get("new", {})]
+    keys = [
+        key
+        for key in _GATE_LABELS
+        if gate and key not in _PERCENT and key in gate.get("old", {}) and key in gate.get("new", {})
+    ]
     if keys and gate:
         positions = range(len(keys))
         metrics.barh(
@@ -120,7 +128,8 @@ def _markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"## Gate (against {gate['baseline']})", "", "| metric | old | new |", "|---|---|---|"]
         for key, label in _GATE_LABELS.items():
             if key in gate["old"] and key in gate["new"]:
-                lines.append(f"| {label} | {gate['old'][key]:.4f} | {gate['new'][key]:.4f} |")
+                digits = 1 if key in _PERCENT else 4
+                lines.append(f"| {label} | {gate['old'][key]:.{digits}f} | {gate['new'][key]:.{digits}f} |")
         lines += ["", f"Decision: **{'promote' if gate['promote'] else 'reject'}** — {gate['reason']}."]
     lines += [
         "",

@@ -97,6 +97,8 @@ class TrainResult:
     steps: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     final: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The SFT-only adapter, kept when a preference stage followed, so the gate can compare the two.
+    sft_adapter: Path | None = None
 
 
 def _common_args(
@@ -193,6 +195,10 @@ def train_adapter(
     )
     _run(trainer, "sft", result)
     model = _hand_over(trainer, "sft", scratch, processes, reload)
+    if (plan.dpo or plan.kto) and config.keep_best_stage and config.gate_written_answers > 0:
+        result.sft_adapter = scratch / "sft-adapter"
+        if processes.sharding != "fsdp" and processes.is_main:  # under FSDP _hand_over saved it there
+            model.save_pretrained(str(result.sft_adapter), selected_adapters=["default"])
 
     if plan.dpo:
         dpo_args = DPOConfig(**_common_args(config, scratch, *pref), beta=config.beta)

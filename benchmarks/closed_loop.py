@@ -118,11 +118,19 @@ def run(args: argparse.Namespace, language: str) -> dict[str, Any]:
     out = Path(args.out).resolve()
     suffix = "_poisoned" if args.scenario == "poisoned" else ""
     home = out / f"home_{language}{suffix}"
+    if args.variant:
+        suffix += f"_{args.variant}"
+        home = out / f"home_{language}{suffix}"
     previous = json.loads(Path(args.resume).read_text()) if args.resume else None
+    start = None if previous is None else Path(previous.get("home") or out / f"home_{language}")
+    if previous is not None and args.from_feedback:
+        # Re-train the same feedback with other settings: start from the copy taken before training.
+        start = Path(previous["feedback_homes"][str(args.from_feedback)])
+        previous = {**previous, "rounds": previous["rounds"][: args.from_feedback]}
     if home.exists():
         shutil.rmtree(home)
-    if previous is not None:  # carry on from where that run stopped: same database, index and adapters
-        shutil.copytree(previous.get("home") or out / f"home_{language}", home, symlinks=True)
+    if start is not None:  # carry on from where that run stopped: same database, index and adapters
+        shutil.copytree(start, home, symlinks=True)
     env = configure_environment(home, args)
     from bot.service import Tanya
     from bot.settings import Settings
@@ -137,16 +145,29 @@ def run(args: argparse.Namespace, language: str) -> dict[str, Any]:
         plan = [(r, False) for r in range(1, args.rounds + 1)]
     else:
         result = {**previous, "scenario": args.scenario, "resumed_from": args.resume, "home": str(home)}
-        plan = []
+        result["retrain_overrides"] = args.train_set
+        plan = [(args.from_feedback, False)] if args.from_feedback else []
+    result["variant"] = args.variant
     last = plan[-1][0] if plan else result["rounds"][-1]["round"]
     if args.scenario == "poisoned":
         plan.append((last + 1, True))
     batches = [feedback[i * args.feedback : (i + 1) * args.feedback] for i in range(last + 1)]
     for number, poisoned in plan:
-        counts = give_feedback(
-            service, batches[number - 1], correction_fraction=args.correction_fraction, poisoned=poisoned
-        )
+        if number == args.from_feedback:
+            counts = (previous or {}).get("feedback_counts", {}).get(str(number), {})
+        else:
+            counts = give_feedback(
+                service, batches[number - 1], correction_fraction=args.correction_fraction, poisoned=poisoned
+            )
+            snapshot = out / f"home_{language}{suffix}_feedback{number}"
+            if snapshot.exists():
+                shutil.rmtree(snapshot)
+            shutil.copytree(home, snapshot, symlinks=True)
+            result.setdefault("feedback_homes", {})[str(number)] = str(snapshot)
+            result.setdefault("feedback_counts", {})[str(number)] = counts
         print(f"[{language}] round {number} feedback: {counts}", flush=True)
+        if args.stop_after_feedback:
+            break
         training = retrain_as_admin(env, args.train_set)
         gate = (training["metrics"].get("gate") or {}) if isinstance(training["metrics"], dict) else {}
         print(
@@ -239,6 +260,16 @@ def main() -> None:
         "--resume",
         metavar="RESULT_JSON",
         help="continue a finished run (its home is copied), e.g. with --scenario poisoned",
+    )
+    parser.add_argument(
+        "--from-feedback",
+        type=int,
+        metavar="ROUND",
+        help="with --resume: re-train that run's ROUND feedback (saved before its training) instead",
+    )
+    parser.add_argument("--variant", default="", help="name added to the result files (for --from-feedback)")
+    parser.add_argument(
+        "--stop-after-feedback", action="store_true", help="save the first round's feedback, then stop"
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "closed_loop"))
     args = parser.parse_args()

@@ -1,63 +1,27 @@
 """SQuAD-style answer scores: exact match, token F1, and whether the answer contains or cites the gold.
 
-Normalisation follows the SQuAD evaluation: lower-case, punctuation removed, the English articles a/an/the
-removed, whitespace collapsed. Citation markers such as ``[1]`` or ``[1, 3]`` are stripped first, so an
-answer is not penalised for citing. Every score is the maximum over the question's gold answers.
+The answer-versus-gold scores are the ones the evaluation gate uses (``alignment/answer_match.py``:
+SQuAD normalisation, citation markers stripped); this module adds the citation scores, which need the
+answer's numbered sources. Every score is the maximum over the question's gold answers.
 """
 
 from __future__ import annotations
 
 import re
-import string
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-CITATION = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "–", "—"}
+from alignment.answer_match import CITATION, contains_gold, exact_match, normalize_answer, token_f1
 
-
-def strip_citations(text: str) -> str:
-    return CITATION.sub(" ", text)
-
-
-def normalize_answer(text: str) -> str:
-    text = unicodedata.normalize("NFKC", strip_citations(text)).lower()
-    text = "".join(" " if char in _PUNCTUATION else char for char in text)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, golds: Iterable[str]) -> float:
-    normalized = normalize_answer(prediction)
-    return max((float(normalized == normalize_answer(gold)) for gold in golds), default=0.0)
-
-
-def _f1(prediction_tokens: Sequence[str], gold_tokens: Sequence[str]) -> float:
-    common = Counter(prediction_tokens) & Counter(gold_tokens)
-    overlap = sum(common.values())
-    if not prediction_tokens or not gold_tokens:
-        return float(prediction_tokens == gold_tokens)
-    if overlap == 0:
-        return 0.0
-    precision = overlap / len(prediction_tokens)
-    recall = overlap / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def token_f1(prediction: str, golds: Iterable[str]) -> float:
-    tokens = normalize_answer(prediction).split()
-    return max((_f1(tokens, normalize_answer(gold).split()) for gold in golds), default=0.0)
-
-
-def contains_gold(prediction: str, golds: Iterable[str]) -> float:
-    """1 when a gold answer appears in the answer as whole words (after normalisation)."""
-    padded = f" {normalize_answer(prediction)} "
-    return max(
-        (float(f" {normalize_answer(gold)} " in padded) for gold in golds if gold.strip()), default=0.0
-    )
+__all__ = [
+    "AnswerScore",
+    "cited_numbers",
+    "contains_gold",
+    "exact_match",
+    "normalize_answer",
+    "score_answer",
+    "token_f1",
+]
 
 
 def cited_numbers(text: str) -> set[int]:

@@ -49,6 +49,14 @@ def test_good_feedback_trains_sft_then_dpo_and_is_promoted(
     assert gate["new"]["answer_nll"] < gate["old"]["answer_nll"] - 0.02
     assert gate["new"]["regression_nll"] <= gate["old"]["regression_nll"]
     assert gate["new"]["reward_margin"] > 0
+    # The gate also let each variant write answers to the held-out prompts, and compared SFT alone with
+    # SFT + DPO on them; whichever it shipped is the candidate it judged.
+    choice = gate["stage_choice"]
+    assert choice["shipped"] in ("sft", "all stages")
+    shipped = choice["sft_only"] if choice["shipped"] == "sft" else choice["all_stages"]
+    assert gate["new"] == shipped
+    assert 0.0 <= gate["old"]["answer_f1"] <= 100.0 and "answer_exact" in gate["new"]
+    assert "held-out written answers" in {check["name"] for check in gate["checks"]}
 
     with database.session() as session:
         version = active_adapter(session)

@@ -1,0 +1,38 @@
+"""The gate's decision rules, on hand-made metrics (the full runs are in test_retrain.py)."""
+
+from __future__ import annotations
+
+from alignment.config import AlignmentConfig
+from alignment.gate import decide
+
+OLD = {"answer_nll": 2.0, "regression_nll": 1.5, "answer_f1": 30.0}
+
+
+def test_likelier_answers_with_clearly_worse_written_answers_are_rejected() -> None:
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 20.0}
+    gate = decide(OLD, new, AlignmentConfig(gate_f1_tolerance=2.0), baseline="base model")
+    assert not gate.promote
+    checks = {check.name: check.passed for check in gate.checks}
+    assert checks == {"held-out answers": True, "held-out written answers": False, "regression set": True}
+    assert "answer F1 30.0 → 20.0 (dropped 10.0 points, tolerance 2)" in gate.reason
+
+
+def test_a_drop_within_the_tolerance_is_noise_and_does_not_block() -> None:
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 28.5}
+    assert decide(OLD, new, AlignmentConfig(gate_f1_tolerance=2.0), baseline="base model").promote
+    assert not decide(OLD, new, AlignmentConfig(gate_f1_tolerance=1.0), baseline="base model").promote
+
+
+def test_written_answers_alone_do_not_promote_without_a_likelihood_gain() -> None:
+    new = {"answer_nll": 1.99, "regression_nll": 1.4, "answer_f1": 60.0}
+    gate = decide(OLD, new, AlignmentConfig(gate_margin=0.02), baseline="base model")
+    assert not gate.promote and "need -0.02" in gate.reason
+
+
+def test_the_reason_says_when_sft_alone_was_shipped() -> None:
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 40.0}
+    gate = decide(OLD, new, AlignmentConfig(), baseline="base model")
+    gate.stage_choice = {"shipped": "sft", "sft_only": new, "all_stages": {**new, "answer_f1": 25.0}}
+    assert gate.reason.startswith("SFT alone shipped, the preference stage left out")
+    assert "F1 40.0 without it, 25.0 with it" in gate.reason
+    assert gate.as_dict()["stage_choice"]["shipped"] == "sft"
