@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -120,6 +121,25 @@ def burst(url: str, bodies: list[dict[str, Any]]) -> list[float]:
     if set(statuses) != {b"200"}:
         raise SystemExit(f"unexpected HTTP statuses: {sorted(set(statuses))}")
     return times
+
+
+def ab_burst(url: str, body: dict[str, Any], count: int) -> list[float]:
+    """``count`` copies of one signed body sent at once by ApacheBench (C, one epoll loop), so that no
+    Python interpreter on the sending side is timed; returns each request's total time in whole ms."""
+    text = json.dumps(body)
+    stamp = str(int(time.time()))
+    with tempfile.TemporaryDirectory() as folder:
+        data, timings = Path(folder, "body.json"), Path(folder, "times.tsv")
+        data.write_text(text, encoding="utf-8")
+        command = ["ab", "-q", "-n", str(count), "-c", str(count), "-p", str(data), "-T", "application/json"]
+        command += ["-H", f"X-Slack-Request-Timestamp: {stamp}"]
+        command += ["-H", f"X-Slack-Signature: {slack.signature(text, stamp)}", "-g", str(timings), url]
+        result = subprocess.run(command, capture_output=True, text=True)
+        failed = "Non-2xx responses" in result.stdout or "Failed requests:        0" not in result.stdout
+        if result.returncode or failed:
+            raise SystemExit(f"ab failed:\n{result.stdout[-1500:]}{result.stderr[-500:]}")
+        rows = timings.read_text().splitlines()[1:]
+    return [float(row.split("\t")[4]) for row in rows]  # columns: starttime seconds ctime dtime ttime wait
 
 
 def chatter(count: int, channel: str) -> list[dict[str, Any]]:
@@ -310,6 +330,23 @@ def main() -> None:
                 chatter_rounds.append(burst(url, chatter(args.events, f"CBENCHCHAT{round_}")))
                 print(f"ack, {args.events} chatter events at once: {summary(chatter_rounds[-1])}", flush=True)
 
+            ab_rounds: dict[str, list[list[float]]] = {"chatter": [], "duplicate_mentions": []}
+            if shutil.which("ab"):
+                for round_ in range(args.rounds):
+                    message = chatter(1, f"CBENCHAB{round_}")[0]
+                    ab_rounds["chatter"].append(ab_burst(url, message, args.events))
+                    print(f"ack (ab), {args.events} chatter events: {summary(ab_rounds['chatter'][-1])}")
+                for round_ in range(args.rounds):
+                    mention = slack.event_callback(
+                        slack.app_mention(QUESTIONS[1], user="UDUP00001", channel=f"CBENCHDUP{round_}")
+                    )
+                    ab_rounds["duplicate_mentions"].append(ab_burst(url, mention, args.events))
+                    print(
+                        f"ack (ab), one @mention delivered {args.events}×: {summary(ab_rounds['duplicate_mentions'][-1])}"
+                    )
+            else:
+                print("ab (apache2-utils) is not installed: the ApacheBench bursts are left out", flush=True)
+
             answers = []
             for i in range(args.questions):
                 answers.append(ask_and_time(url, emulator, f"CBENCHASK{i}", QUESTIONS[i % len(QUESTIONS)]))
@@ -347,6 +384,12 @@ def main() -> None:
             "channel_chatter": rounds_summary(chatter_rounds),
             "mentions_starting_answers": rounds_summary(mention_rounds),
             "mention_burst_placeholders_spread_s": spreads,
+            "sender_ab": {
+                "note": "sent by ApacheBench (ab -n N -c N, whole-ms timings): no Python on the sending side",
+                **{name: rounds_summary(rounds) for name, rounds in ab_rounds.items() if rounds},
+            }
+            if ab_rounds["chatter"]
+            else None,
         },
         "event_to_first_message": summary([a["first_message_ms"] for a in answers]),
         "event_to_final_answer": summary([a["final_answer_ms"] for a in answers]),
