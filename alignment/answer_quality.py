@@ -71,4 +71,5 @@ def written_answer_metrics(
         f"{prefix}_f1": 100 * f1 / count,
         f"{prefix}_exact": 100 * exact / count,
         f"{prefix}_contains": 100 * contains / count,
+        f"{prefix}_count": float(count),
     }

@@ -153,9 +153,16 @@ class AlignmentConfig:
     gate_written_answers: int = field(
         default=32,
         metadata={
-            "help": "Held-out prompts each variant also answers (greedy) for the gate, scored by token F1 "
-            "against the approved answer; 0 judges by likelihood only. About 1-2 s per answer and variant "
+            "help": "Held-out corrections whose prompts each variant also answers (greedy) for the gate, "
+            "scored by token F1 against the correction; 0 judges by likelihood only. About 1-2 s per answer and variant "
             "on a CPU. Likelihood alone promoted adapters that wrote wrong spans (docs/closed-loop.md)."
+        },
+    )
+    gate_min_written_answers: int = field(
+        default=8,
+        metadata={
+            "help": "With fewer held-out corrections than this, written answers are reported but decide "
+            "nothing (neither the F1 guard nor the choice of stages): one or two answers are noise."
         },
     )
     gate_max_new_tokens: int = field(

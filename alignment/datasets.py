@@ -40,6 +40,9 @@ class SplitRows:
     sft: list[dict[str, Any]] = field(default_factory=list)
     dpo: list[dict[str, Any]] = field(default_factory=list)
     kto: list[dict[str, Any]] = field(default_factory=list)
+    # The SFT rows whose answer a person wrote (corrections). The gate grades written answers against
+    # these only: a 👍 answer is one the old model wrote itself, and it would simply write it again.
+    written: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"sft": len(self.sft), "dpo": len(self.dpo), "kto": len(self.kto)}
@@ -154,7 +157,10 @@ class _Builder:
         if not self._fits(good.answer, prompt, completion):
             return
         if self._first(("sft", good.answer.question_key, normalize_question(good.text))):
-            self.rows.sft.append({"prompt": prompt, "completion": completion})
+            row = {"prompt": prompt, "completion": completion}
+            self.rows.sft.append(row)
+            if good.correction_id is not None:
+                self.rows.written.append(row)
             self._use(good.answer, correction_id=good.correction_id, with_votes=good.correction_id is None)
 
     def add_pair(self, good: _Good, bad: JudgedAnswer) -> bool:

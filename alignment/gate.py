@@ -66,6 +66,11 @@ class GateResult:
         }
 
 
+def written_answers_count(metrics: dict[str, float]) -> int:
+    """How many held-out corrections a variant's written-answer scores are based on."""
+    return int(metrics.get("answer_count", 0))
+
+
 def decide(
     old: dict[str, float], new: dict[str, float], config: AlignmentConfig, *, baseline: str
 ) -> GateResult:
@@ -103,15 +108,14 @@ def decide(
         # Written answers guard, they do not decide: a few dozen held-out prompts are too few to demand a
         # gain, but a candidate whose answers got clearly worse must not ship on likelihood alone.
         drop = old["answer_f1"] - new["answer_f1"]
-        ok = drop <= config.gate_f1_tolerance
-        checks.append(
-            Check(
-                "held-out written answers",
-                ok,
-                f"held-out answer F1 {old['answer_f1']:.1f} → {new['answer_f1']:.1f}"
-                + ("" if ok else f" (dropped {drop:.1f} points, tolerance {config.gate_f1_tolerance:g})"),
-            )
-        )
+        enough = written_answers_count(new) >= config.gate_min_written_answers
+        ok = drop <= config.gate_f1_tolerance or not enough
+        detail = f"held-out answer F1 {old['answer_f1']:.1f} → {new['answer_f1']:.1f}"
+        if not enough:
+            detail += f" ({written_answers_count(new)} held-out corrections: too few to decide on)"
+        elif not ok:
+            detail += f" (dropped {drop:.1f} points, tolerance {config.gate_f1_tolerance:g})"
+        checks.append(Check("held-out written answers", ok, detail))
     if "regression_nll" in old and "regression_nll" in new:
         worse = new["regression_nll"] - old["regression_nll"]
         ok = worse <= config.regression_tolerance

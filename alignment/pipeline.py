@@ -260,7 +260,7 @@ def _evaluate(
         "thumbs": data.eval.kto[:limit],
         "regression": regression_rows(chat),
     }
-    written = data.eval.sft[: config.gate_written_answers]
+    written = data.eval.written[: config.gate_written_answers]  # held-out corrections
 
     def measure(variant: str) -> dict[str, float]:
         metrics = evaluate_variant(scorer, variant, beta=config.beta, **rows)
@@ -270,7 +270,7 @@ def _evaluate(
     old = measure(old_variant)
     new = measure("candidate")
     choice = None
-    if "sft_only" in adapters and written:
+    if "sft_only" in adapters and len(written) >= config.gate_min_written_answers:
         sft = measure("sft_only")
         shipped = "sft" if sft["answer_f1"] > new["answer_f1"] else "all stages"
         choice = {"shipped": shipped, "all_stages": new, "sft_only": sft}

@@ -92,9 +92,13 @@ DONT_KNOW = "I don't know, please ask someone else."
 
 
 def seed_good_feedback(db: Database) -> None:
-    """The guide's answers liked, a non-answer disliked, for every regression fact (asked in other words)."""
-    for item in regression_items():
+    """For every regression fact (asked in other words) a non-answer disliked, and the guide's answer either
+    liked or, for every other fact, written by the user who disliked the non-answer (a correction)."""
+    for number, item in enumerate(regression_items()):
         question = f"Quick question: {item['question'][0].lower()}{item['question'][1:]}"
+        if number % 2:
+            ask(db, question, DONT_KNOW, context=item["context"], down=2, correction=item["answer"])
+            continue
         ask(db, question, item["answer"], context=item["context"], up=2)
         ask(db, question, DONT_KNOW, context=item["context"], down=2)
 

@@ -86,6 +86,10 @@ def test_pairs_kto_rows_and_majority(database: Database, chat: ChatFormat) -> No
 
     sft = {row["completion"].split("<")[0] for row in _all(data, "sft")}
     assert sft == {GOOD, "Markdown, text, HTML and PDF.", "In TANYA_HOME."}
+    # Only the answer a person wrote is one the gate may grade written answers against.
+    assert [row["completion"].split("<")[0] for row in _all(data, "written")] == [
+        "Markdown, text, HTML and PDF."
+    ]
     assert data.excluded["tied_votes"] == 1
 
     lineage = data.lineage_json()

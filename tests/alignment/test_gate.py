@@ -5,11 +5,11 @@ from __future__ import annotations
 from alignment.config import AlignmentConfig
 from alignment.gate import decide
 
-OLD = {"answer_nll": 2.0, "regression_nll": 1.5, "answer_f1": 30.0}
+OLD = {"answer_nll": 2.0, "regression_nll": 1.5, "answer_f1": 30.0, "answer_count": 10.0}
 
 
 def test_likelier_answers_with_clearly_worse_written_answers_are_rejected() -> None:
-    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 20.0}
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 20.0, "answer_count": 10.0}
     gate = decide(OLD, new, AlignmentConfig(gate_f1_tolerance=2.0), baseline="base model")
     assert not gate.promote
     checks = {check.name: check.passed for check in gate.checks}
@@ -18,9 +18,16 @@ def test_likelier_answers_with_clearly_worse_written_answers_are_rejected() -> N
 
 
 def test_a_drop_within_the_tolerance_is_noise_and_does_not_block() -> None:
-    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 28.5}
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 28.5, "answer_count": 10.0}
     assert decide(OLD, new, AlignmentConfig(gate_f1_tolerance=2.0), baseline="base model").promote
     assert not decide(OLD, new, AlignmentConfig(gate_f1_tolerance=1.0), baseline="base model").promote
+
+
+def test_a_drop_on_too_few_held_out_corrections_is_reported_but_does_not_block() -> None:
+    new = {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 0.0, "answer_count": 1.0}
+    gate = decide({**OLD, "answer_count": 1.0}, new, AlignmentConfig(), baseline="base model")
+    assert gate.promote
+    assert "(1 held-out corrections: too few to decide on)" in gate.reason
 
 
 def test_written_answers_alone_do_not_promote_without_a_likelihood_gain() -> None:

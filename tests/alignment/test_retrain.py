@@ -49,13 +49,11 @@ def test_good_feedback_trains_sft_then_dpo_and_is_promoted(
     assert gate["new"]["answer_nll"] < gate["old"]["answer_nll"] - 0.02
     assert gate["new"]["regression_nll"] <= gate["old"]["regression_nll"]
     assert gate["new"]["reward_margin"] > 0
-    # The gate also let each variant write answers to the held-out prompts, and compared SFT alone with
-    # SFT + DPO on them; whichever it shipped is the candidate it judged.
-    choice = gate["stage_choice"]
-    assert choice["shipped"] in ("sft", "all stages")
-    shipped = choice["sft_only"] if choice["shipped"] == "sft" else choice["all_stages"]
-    assert gate["new"] == shipped
+    # The gate also let the base model and the candidate write answers to the held-out corrections'
+    # prompts; this feedback holds out too few of them to decide on, so the F1 guard only reports.
     assert 0.0 <= gate["old"]["answer_f1"] <= 100.0 and "answer_exact" in gate["new"]
+    assert gate["new"]["answer_count"] < tiny_config().gate_min_written_answers
+    assert "stage_choice" not in gate
     assert "held-out written answers" in {check["name"] for check in gate["checks"]}
 
     with database.session() as session:
