@@ -4,6 +4,11 @@
     .venv/bin/python benchmarks/closed_loop.py --quick --language id
     .venv/bin/python benchmarks/closed_loop.py --quick --language en --scenario poisoned
     .venv/bin/python benchmarks/closed_loop.py --language en --rounds 3     # full mode, meant for a GPU
+    # the same feedback, re-trained with other settings (docs/closed-loop.md):
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en --variant f300 --feedback 300 \
+        --few-shot 0 --stop-after-feedback
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en --variant f300-A --from-feedback 1 \
+        --resume benchmarks/results/closed_loop/closed_loop_en_f300.json --train-set sft_epochs=1
 
 Everything goes through the product, in a fresh TANYA_HOME under ``--out``:
 
