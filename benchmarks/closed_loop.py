@@ -282,10 +282,13 @@ def main() -> None:
     args.held_out = args.held_out or (50 if args.quick else 200)
     args.feedback = args.feedback or (150 if args.quick else 300)
     args.max_new_tokens = args.max_new_tokens or (48 if args.quick else 96)
-    if args.quick and not args.train_set:
+    if args.quick:
         # What fits the CPU budget: one SFT epoch and a short preference stage, on every core (the
         # benchmark has the machine to itself; the product default leaves one core to the bot).
-        args.train_set = ["sft_epochs=1", "preference_max_steps=10", f"torch_threads={os.cpu_count() or 1}"]
+        # --train-set options given on the command line replace these field by field.
+        quick = ["sft_epochs=1", "preference_max_steps=10", f"torch_threads={os.cpu_count() or 1}"]
+        given = {item.split("=", 1)[0] for item in args.train_set}
+        args.train_set = [item for item in quick if item.split("=", 1)[0] not in given] + args.train_set
     languages = ["en", "id"] if args.language == "both" else [args.language]
     for language in languages:
         run(args, language)
