@@ -1,6 +1,6 @@
 """Closed loop: simulated users' 👍/👎 and corrections re-train tanya, and held-out answers get better.
 
-    .venv/bin/python benchmarks/closed_loop.py --quick --language en       # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en       # ~50 min on 2 CPU cores
     .venv/bin/python benchmarks/closed_loop.py --quick --language id
     .venv/bin/python benchmarks/closed_loop.py --quick --language en --scenario poisoned
     .venv/bin/python benchmarks/closed_loop.py --language en --rounds 3     # full mode, meant for a GPU
@@ -239,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--language", choices=["en", "id", "both"], default="both")
     parser.add_argument(
-        "--quick", action="store_true", help="small slices, one round: ~15 min per language on CPU"
+        "--quick", action="store_true", help="small slices, one round: about 50 min per language on 2 CPU cores"
     )
     parser.add_argument("--scenario", choices=["normal", "poisoned"], default="normal")
     parser.add_argument("--rounds", type=int, default=None, help="re-training rounds (quick: 1, full: 3)")
@@ -280,7 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.held_out = args.held_out or (50 if args.quick else 200)
-    args.feedback = args.feedback or (150 if args.quick else 300)
+    args.feedback = args.feedback or 300  # 150 per round gave half the gain (docs/closed-loop.md)
     args.max_new_tokens = args.max_new_tokens or (48 if args.quick else 96)
     if args.quick:
         # What fits the CPU budget: one SFT epoch and a short preference stage, on every core (the
