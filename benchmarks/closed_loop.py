@@ -239,7 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--language", choices=["en", "id", "both"], default="both")
     parser.add_argument(
-        "--quick", action="store_true", help="small slices, one round: about 50 min per language on 2 CPU cores"
+        "--quick",
+        action="store_true",
+        help="small slices, one round: about 50 min per language on 2 CPU cores",
     )
     parser.add_argument("--scenario", choices=["normal", "poisoned"], default="normal")
     parser.add_argument("--rounds", type=int, default=None, help="re-training rounds (quick: 1, full: 3)")
