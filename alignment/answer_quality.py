@@ -54,7 +54,7 @@ class AnswerWriter:
 
 
 def written_answer_metrics(
-    writer: AnswerWriter, variant: str, rows: Sequence[dict[str, Any]], *, prefix: str = "answer"
+    writer: AnswerWriter, variant: str, rows: Sequence[dict[str, Any]]
 ) -> dict[str, float]:
     """Token F1, exact match and containment (percent) of the variant's answers to ``rows``' prompts."""
     if not rows:
@@ -68,8 +68,8 @@ def written_answer_metrics(
         contains += contains_gold(written, golds)
     count = len(rows)
     return {
-        f"{prefix}_f1": 100 * f1 / count,
-        f"{prefix}_exact": 100 * exact / count,
-        f"{prefix}_contains": 100 * contains / count,
-        f"{prefix}_count": float(count),
+        "answer_f1": 100 * f1 / count,
+        "answer_exact": 100 * exact / count,
+        "answer_contains": 100 * contains / count,
+        "answer_count": float(count),
     }

@@ -131,12 +131,11 @@ def retrain(
         show = show_progress and main
         with RunMonitor(training_log, show=show, hook=hook if main else None, console=console) as monitor:
             monitor.event("data", **data.stats(), plan=plan.stages, reason=plan.reason)
-            trained = _train(paths.base_model, data, config, plan, staging, monitor, processes)
+            trained, sft_adapter = _train(paths.base_model, data, config, plan, staging, monitor, processes)
             if not main:
                 return RunOutcome(
                     TRAINED_ONLY, f"process {processes.index} trained; the main process registers"
                 )
-            sft_adapter = trained.pop("sft_adapter")
             gate = _evaluate(paths.base_model, data, chat, config, staging, baseline, sft_adapter)
             monitor.event("gate", **gate.as_dict())
         summary = {
@@ -208,7 +207,8 @@ def _train(
     staging: Path,
     monitor: RunMonitor,
     processes: Processes = SINGLE,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Path | None]:
+    """The training summary, and the SFT-only adapter when one was kept for the gate to compare."""
     from alignment.model import load_base_model
     from alignment.train import train_adapter
 
@@ -224,12 +224,7 @@ def _train(
         reload=lambda: load_base_model(base_model, config, processes),
     )
     del loaded
-    return {
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "final": result.final,
-        "sft_adapter": result.sft_adapter,
-    }
+    return {"steps": result.steps, "seconds": result.seconds, "final": result.final}, result.sft_adapter
 
 
 def _evaluate(

@@ -34,8 +34,8 @@ def held_out(tmp_path: Path, chat: Any) -> Any:
 
 
 def _grade(f1_by_variant: dict[str, float]) -> Any:
-    def written_answer_metrics(writer: Any, variant: str, rows: Any, *, prefix: str = "answer") -> dict:
-        return {f"{prefix}_f1": f1_by_variant[variant], f"{prefix}_count": float(len(rows))}
+    def written_answer_metrics(writer: Any, variant: str, rows: Any) -> dict:
+        return {"answer_f1": f1_by_variant[variant], "answer_count": float(len(rows))}
 
     return written_answer_metrics
 
