@@ -216,16 +216,16 @@ def mention_burst(url: str, emulator: SlackEmulator, channel: str, count: int) -
 
 
 def dispatch_cost(emulator: SlackEmulator, home: Path, count: int = 2000) -> dict[str, float]:
-    """CPU time per acknowledgement inside the bot, without sockets or threads: the part of the latency
-    that is tanya's own code (Bolt's WSGI adapter, signature check, routing), whatever else the machine
-    is doing. Chatter only: it never reaches the model."""
-    import io
-    from wsgiref.util import setup_testing_defaults
+    """CPU time per acknowledgement inside the bot, without sockets: the part of the latency that is
+    tanya's own code (its ASGI application, the hop to a dispatch thread, Bolt's signature check and
+    routing), whatever else the machine is doing. Chatter only: it never reaches the model."""
+    import asyncio
 
     from bot.service import Tanya
     from bot.settings import Settings
+    from bot.slack.asgi import SlackAsgiApp
+    from bot.slack.ops import OpsEndpoints
     from bot.slack.serve import build_runtime
-    from bot.slack.server import SlackWsgiApp
 
     settings = Settings(
         home=home / "dispatch",
@@ -237,30 +237,46 @@ def dispatch_cost(emulator: SlackEmulator, home: Path, count: int = 2000) -> dic
     )
     service = Tanya(settings)
     runtime = build_runtime(settings, service, warm_up=False)
-    app = SlackWsgiApp(runtime.app, service.database)
-    environs = []
+    app = SlackAsgiApp(runtime.app, OpsEndpoints(service.database))
+    requests = []
     for body in chatter(count, "CDISPATCH"):
         data = json.dumps(body).encode()
         stamp = str(int(time.time()))
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/slack/events",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(data)),
-            "HTTP_X_SLACK_REQUEST_TIMESTAMP": stamp,
-            "HTTP_X_SLACK_SIGNATURE": slack.signature(data.decode(), stamp),
-            "wsgi.input": io.BytesIO(data),
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            (b"x-slack-request-timestamp", stamp.encode()),
+            (b"x-slack-signature", slack.signature(data.decode(), stamp).encode()),
+        ]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/slack/events",
+            "query_string": b"",
+            "headers": headers,
         }
-        setup_testing_defaults(environ)
-        environs.append(environ)
-    statuses = []
+        requests.append((scope, data))
+    statuses: list[int] = []
+
+    async def call_all() -> None:
+        for scope, data in requests:
+
+            async def receive(data: bytes = data) -> dict[str, Any]:
+                return {"type": "http.request", "body": data, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await app(scope, receive, send)
+
     started = time.process_time()
-    for environ in environs:
-        b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    asyncio.run(call_all())
     cpu = time.process_time() - started
+    app.close()
     runtime.close()
     service.database.dispose()
-    assert set(statuses) == {"200 OK"}, set(statuses)
+    assert set(statuses) == {200}, set(statuses)
     return {"events": count, "cpu_ms_per_ack": round(cpu / count * 1000, 3)}
 
 
@@ -280,11 +296,11 @@ def start_bot(env: dict[str, str], emulator: SlackEmulator) -> tuple[subprocess.
         if bot.poll() is not None:
             raise SystemExit(f"tanya serve exited:\n{bot.stdout.read() if bot.stdout else ''}")
         try:
-            return slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
+            return slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()["status"] == "ok"
         except OSError:
             return False
 
-    slack.wait_until(listening, timeout=600, interval=0.1, what="tanya serve to listen")
+    slack.wait_until(listening, timeout=600, interval=0.1, what="tanya serve to start")
     return bot, f"http://127.0.0.1:{port}/slack/events", time.monotonic() - started
 
 
@@ -368,7 +384,7 @@ def main() -> None:
 
     payload = {
         "setup": {
-            "bot": "tanya serve (HTTP mode, wsgiref threads + Bolt WSGI adapter) in its own process",
+            "bot": "tanya serve (HTTP mode: uvicorn with httptools and uvloop, Bolt on 8 dispatch threads) in its own process",
             "slack": "tests/slack/emulator.py and the senders in the benchmark process, via SLACK_API_URL",
             "knowledge_base": "docs/user",
             "generator": "bundled SmolLM2-135M-Instruct on the CPU, one answer at a time",

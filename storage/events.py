@@ -14,8 +14,12 @@ from storage.models import ProcessedEvent, utcnow
 def claim_event(session: Session, event_id: str, kind: str = "") -> bool:
     """True for the first caller with this id, in any process; False for every duplicate.
 
-    Commit the session before doing the work so a concurrent duplicate sees the claim.
+    Commit the session before doing the work so a concurrent duplicate sees the claim. A retry of a
+    claim committed earlier (the common duplicate: Slack retrying, a second replica) is answered by a
+    read, without waiting for SQLite's single writer; only simultaneous first claims race on the insert.
     """
+    if is_claimed(session, event_id):
+        return False
     try:
         with session.begin_nested():
             session.add(ProcessedEvent(event_id=event_id, kind=kind))

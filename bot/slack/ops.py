@@ -1,4 +1,4 @@
-"""The operator's endpoints: liveness, readiness and Prometheus metrics, as one small WSGI app.
+"""The operator's endpoints: liveness, readiness and Prometheus metrics, apart from any web framework.
 
 * ``GET /healthz`` — the process is up and serving (liveness): always 200 once it answers at all.
 * ``GET /readyz`` — tanya could answer a question now (readiness): 200 when the database, the document
@@ -6,15 +6,17 @@
 * ``GET /metrics`` — every metric of ``bot.metrics`` in Prometheus' text format.
 
 In HTTP mode these are answered in front of Bolt, so they need no Slack signature (an orchestrator or
-Prometheus cannot sign) and never reach a listener. In Socket Mode, where nothing else listens, the same
-app can be served alone on ``TANYA_METRICS_PORT``.
+Prometheus cannot sign) and never reach a listener. In Socket Mode, where nothing else listens, they
+are served alone on ``TANYA_METRICS_PORT``. ``bot.slack.asgi`` puts them on the wire; the readiness
+checks block on I/O, so it calls ``respond`` from a worker thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bot import metrics
@@ -26,26 +28,32 @@ PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 ComponentCheck = Callable[[], dict[str, str]]
 
 
+@dataclass(frozen=True)
+class OpsReply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
 class OpsEndpoints:
     def __init__(self, database: Database, components: ComponentCheck | None = None) -> None:
         self.database = database
         self.components = components
 
     @staticmethod
-    def handles(environ: dict[str, Any]) -> bool:
-        return environ.get("REQUEST_METHOD") in ("GET", "HEAD") and environ.get("PATH_INFO", "") in PATHS
+    def handles(method: str, path: str) -> bool:
+        return method in ("GET", "HEAD") and path in PATHS
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not self.handles(environ):
-            return _reply(start_response, "404 Not Found", b'{"status": "not found"}', "application/json")
-        path = environ["PATH_INFO"]
+    def respond(self, path: str) -> OpsReply:
+        if path not in PATHS:
+            return OpsReply(404, b'{"status": "not found"}')
         if path == "/metrics":
             payload, content_type = metrics.exposition()
-            return _reply(start_response, "200 OK", payload, content_type)
-        status, body = self.readiness() if path == "/readyz" else ("200 OK", {"status": "ok"})
-        return _reply(start_response, status, json.dumps(body).encode(), "application/json")
+            return OpsReply(200, payload, content_type)
+        status, body = self.readiness() if path == "/readyz" else (200, {"status": "ok"})
+        return OpsReply(status, json.dumps(body).encode())
 
-    def readiness(self) -> tuple[str, dict[str, Any]]:
+    def readiness(self) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {}
         try:
             self.database.check()
@@ -60,11 +68,4 @@ class OpsEndpoints:
                 body["components"] = f"check failed: {exc}"
         ready = all(value == "ok" for value in body.values())
         body = {"status": "ok" if ready else "unavailable", **body}
-        return ("200 OK" if ready else "503 Service Unavailable"), body
-
-
-def _reply(
-    start_response: Callable[..., Any], status: str, payload: bytes, content_type: str
-) -> Iterable[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(payload)))])
-    return [payload]
+        return (200 if ready else 503), body

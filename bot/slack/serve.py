@@ -1,8 +1,9 @@
 """``tanya serve``: wire the service, the Bolt app and the job poller, then run one transport.
 
 Socket Mode when ``SLACK_APP_TOKEN`` is set, otherwise HTTP on ``--host``/``--port``. The models are
-loaded before the first event is accepted: the first question should not pay for start-up, and two
-questions arriving together must not load the model twice. Tests and the benchmark use
+loaded before the first event is accepted (until then the port answers 503, ``/healthz`` excepted): the
+first question should not pay for start-up, and two questions arriving together must not load the
+model twice. Tests and the benchmark use
 ``build_runtime`` and ``start_http`` directly — the same code path, without blocking.
 
 HTTP mode answers ``/healthz``, ``/readyz`` and ``/metrics`` on its own port; with
@@ -27,11 +28,12 @@ from bot.readiness import component_status
 from bot.service import InputError, Tanya
 from bot.settings import Settings
 from bot.slack.app import build_app
+from bot.slack.asgi import EVENTS_PATH, SlackAsgiApp
 from bot.slack.client import api_base_url, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.jobs import JobStatusPoller
 from bot.slack.ops import OpsEndpoints
-from bot.slack.server import EVENTS_PATH, HttpServer, SlackWsgiApp
+from bot.slack.server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def start_http(
 ) -> HttpServer:
     """Serve the runtime over HTTP (on ``server`` if the port was bound already) and start the poller."""
     server = server or HttpServer(host, port)
-    server.start(SlackWsgiApp(runtime.app, runtime.ctx.database, components=_components(runtime)))
+    server.start(SlackAsgiApp(runtime.app, OpsEndpoints(runtime.ctx.database, _components(runtime))))
     runtime.poller.start()
     return server
 
@@ -130,22 +132,42 @@ def start_http(
 def start_ops(runtime: SlackRuntime, host: str, port: int, *, server: HttpServer | None = None) -> HttpServer:
     """Serve only ``/healthz``, ``/readyz`` and ``/metrics`` (on ``server`` if the port was bound already)."""
     server = server or HttpServer(host, port)
-    return server.start(OpsEndpoints(runtime.ctx.database, _components(runtime)))
+    return server.start(SlackAsgiApp(None, OpsEndpoints(runtime.ctx.database, _components(runtime))))
 
 
 def _components(runtime: SlackRuntime) -> Callable[[], dict[str, str]]:
     return lambda: component_status(runtime.service)
 
 
-def _wait_for_stop() -> None:
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
+class _StoppedWhileStarting(BaseException):
+    """SIGTERM before tanya was up: abandon the start-up (the ``finally`` blocks release the ports)."""
+
+
+class _StopSignal:
+    """SIGTERM (an orchestrator's stop) ends ``tanya serve`` like Ctrl-C does, from the moment it starts.
+
+    Installed before anything loads, so a stop that arrives during start-up, or just after the port
+    starts answering, is a clean exit rather than death by the default handler.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.running = False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, *_: object) -> None:
+        self.requested.set()
+        if not self.running:
+            raise _StoppedWhileStarting
+
+    def wait(self) -> None:
+        self.running = True
+        try:
+            while not self.requested.wait(1.0):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
 
 
 def serve(
@@ -157,6 +179,20 @@ def serve(
 ) -> None:
     """Run until SIGINT/SIGTERM; answers already being written are finished before exiting."""
     check_settings(settings)
+    stop = _StopSignal()
+    try:
+        _serve(settings, host, port, on_ready, stop)
+    except _StoppedWhileStarting:
+        log.info("stopped during start-up")
+
+
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None,
+    stop: _StopSignal,
+) -> None:
     # Both ports are bound before the models load, so a port in use is reported at once.
     server = None if settings.slack_app_token else HttpServer(host, port)
     ops = None
@@ -183,18 +219,16 @@ def serve(
             if on_ready:
                 on_ready(f"connected to Slack in Socket Mode{metrics_note}")
             try:
-                _wait_for_stop()
+                stop.wait()
             finally:
                 handler.close()
         else:
             server = start_http(runtime, host, port, server=server)
             if on_ready:
                 on_ready(f"listening on {server.url}{EVENTS_PATH} (health: {server.url}/healthz)")
-            try:
-                _wait_for_stop()
-            finally:
-                server.stop()
+            stop.wait()
     finally:
-        if ops is not None:
-            ops.stop()
+        for bound in (server, ops):  # no new events first; then the answers in flight are finished
+            if bound is not None:
+                bound.stop()
         runtime.close()

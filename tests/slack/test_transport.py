@@ -85,15 +85,15 @@ def test_health_and_readiness(make_bot) -> None:
     assert ready.json() == {"status": "ok", "database": "ok", "document_store": "ok", "generator": "ok"}
     assert slack.get(f"{bot.server.url}/nothing-here").status == 404
 
-    wsgi_app = bot.server.server.get_app()
-    working, wsgi_app.database = wsgi_app.database, Database("postgresql+psycopg://tanya@127.0.0.1:9/down")
+    http_app = bot.server.app
+    working, http_app.database = http_app.database, Database("postgresql+psycopg://tanya@127.0.0.1:9/down")
     try:
         down = slack.get(f"{bot.server.url}/readyz")
         assert down.status == 503 and down.json()["status"] == "unavailable"
         assert slack.get(f"{bot.server.url}/healthz").status == 200, "alive, just not ready"
     finally:
-        wsgi_app.database.dispose()
-        wsgi_app.database = working
+        http_app.database.dispose()
+        http_app.database = working
 
 
 class _BrokenStore:
@@ -203,14 +203,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.model
-def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cache: Path) -> None:
-    """The real CLI entry point, in a subprocess: starts, verifies the token, serves, stops on SIGTERM."""
-    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+def _serve_env(emulator, tmp_path: Path, model_cache: Path) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir()
     (home / "models").symlink_to(model_cache, target_is_directory=True)
-    port = _free_port()
     env = {
         **os.environ,
         "TANYA_HOME": str(home),
@@ -220,25 +216,38 @@ def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cach
         "SLACK_API_URL": emulator.api_url,
     }
     env.pop("SLACK_APP_TOKEN", None)
+    return env
+
+
+def _health(port: int, process: subprocess.Popen[str]) -> str | None:
+    """``/healthz``'s status word, or None while nothing listens yet."""
+    if process.poll() is not None:
+        raise AssertionError(f"tanya serve exited: {process.stdout.read() if process.stdout else ''}")
+    try:
+        health = slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except OSError:
+        return None
+    assert health.status == 200, "alive from the moment the port is bound"
+    return health.json()["status"]
+
+
+@pytest.mark.model
+def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cache: Path) -> None:
+    """The real CLI entry point, in a subprocess: starts, verifies the token, serves, stops on SIGTERM."""
+    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+    port = _free_port()
     process = subprocess.Popen(
         [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
-        env=env,
+        env=_serve_env(emulator, tmp_path, model_cache),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"tanya serve exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                return slack.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
-            except OSError:
-                return False
-
-        slack.wait_until(healthy, timeout=180, interval=0.2, what="tanya serve to listen")
+        slack.wait_until(
+            lambda: _health(port, process) == "ok", timeout=180, interval=0.2, what="tanya serve"
+        )
         assert emulator.calls_to("auth.test"), "the token is checked at start-up"
         reply = slack.post(
             f"http://127.0.0.1:{port}/slack/events",
@@ -251,6 +260,38 @@ def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cach
     assert process.returncode == 0, output
     assert "listening on http://127.0.0.1" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.model
+def test_tanya_serve_answers_health_checks_while_loading_and_stops_cleanly(
+    emulator, tmp_path: Path, model_cache: Path
+) -> None:
+    """An orchestrator probes and may stop the bot while the models load: alive, not ready, clean exit."""
+    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+    port = _free_port()
+    process = subprocess.Popen(
+        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=_serve_env(emulator, tmp_path, model_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        slack.wait_until(
+            lambda: _health(port, process) is not None, timeout=60, interval=0.05, what="the port"
+        )
+        status = _health(port, process)
+        ready = slack.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        if status == "ok":
+            pytest.skip("the models loaded before the first probe: nothing to check during start-up")
+        assert status == "starting" and ready.status == 503
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "listening on" not in output, "stopped before it was up"
+    assert "tanya stopped." in output and "Traceback" not in output
 
 
 def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:
