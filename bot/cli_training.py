@@ -16,6 +16,7 @@ import typer
 from bot import console as out
 from bot.cli_app import EXIT_FAILURE, app, cli_user, friendly_errors, make_service, report_error, say
 from bot.service import InputError, Tanya
+from bot.settings import Settings
 
 adapters_app = typer.Typer(help="Trained LoRA adapters: list, activate, roll back.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
@@ -45,12 +46,22 @@ def _training_setup(service: Tanya):  # type: ignore[no-untyped-def]
     def paths() -> RunPaths:
         from retrieval.checkpoint import ensure_checkpoint
 
-        base = Path(settings.generator) if settings.generator and Path(settings.generator).is_dir() else None
         return RunPaths(
-            base_model=base or ensure_checkpoint(settings.models_dir), adapters_dir=settings.adapters_dir
+            base_model=training_base(settings, ensure_checkpoint), adapters_dir=settings.adapters_dir
         )
 
     return config, worker_config, paths
+
+
+def training_base(settings: Settings, ensure_checkpoint: Any) -> Path:
+    """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
+    by name); the default bundled model when answers come from a server."""
+    generator = settings.generator.strip()
+    if generator and Path(generator).expanduser().is_dir():
+        return Path(generator).expanduser()
+    if generator.startswith(("http://", "https://")):
+        generator = ""
+    return ensure_checkpoint(settings.models_dir, generator)
 
 
 def _print_job(job: Any) -> None:

