@@ -33,7 +33,7 @@ STOP_TIMEOUT_SECONDS = 10.0
 class HttpServer:
     def __init__(self, host: str, port: int) -> None:
         try:
-            self.socket = socket.create_server((host, port), backlog=BACKLOG, reuse_port=False)
+            self.socket = socket.create_server((host, port), backlog=BACKLOG)
         except OSError as exc:
             raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.host, self.port = self.socket.getsockname()[:2]

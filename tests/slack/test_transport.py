@@ -203,6 +203,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _start_serve(emulator, tmp_path: Path, model_cache: Path) -> tuple[subprocess.Popen[str], int]:
+    """``tanya serve`` in HTTP mode, in a subprocess, against the emulator; returns it and its port."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=_serve_env(emulator, tmp_path, model_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, port
+
+
 def _serve_env(emulator, tmp_path: Path, model_cache: Path) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir()
@@ -235,15 +249,7 @@ def _health(port: int, process: subprocess.Popen[str]) -> str | None:
 def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cache: Path) -> None:
     """The real CLI entry point, in a subprocess: starts, verifies the token, serves, stops on SIGTERM."""
     pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
-    port = _free_port()
-    process = subprocess.Popen(
-        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=_serve_env(emulator, tmp_path, model_cache),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, port = _start_serve(emulator, tmp_path, model_cache)
     try:
         slack.wait_until(
             lambda: _health(port, process) == "ok", timeout=180, interval=0.2, what="tanya serve"
@@ -268,21 +274,13 @@ def test_tanya_serve_answers_health_checks_while_loading_and_stops_cleanly(
 ) -> None:
     """An orchestrator probes and may stop the bot while the models load: alive, not ready, clean exit."""
     pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
-    port = _free_port()
-    process = subprocess.Popen(
-        [TANYA, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=_serve_env(emulator, tmp_path, model_cache),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, port = _start_serve(emulator, tmp_path, model_cache)
     try:
         slack.wait_until(
             lambda: _health(port, process) is not None, timeout=60, interval=0.05, what="the port"
         )
-        status = _health(port, process)
         ready = slack.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        status = _health(port, process)  # asked second: "starting" now means it was starting then
         if status == "ok":
             pytest.skip("the models loaded before the first probe: nothing to check during start-up")
         assert status == "starting" and ready.status == 503
