@@ -44,18 +44,16 @@ def _training_setup(service: Tanya):  # type: ignore[no-untyped-def]
     )
 
     def paths() -> RunPaths:
-        from retrieval.checkpoint import ensure_checkpoint
-
-        return RunPaths(
-            base_model=training_base(settings, ensure_checkpoint), adapters_dir=settings.adapters_dir
-        )
+        return RunPaths(base_model=training_base(settings), adapters_dir=settings.adapters_dir)
 
     return config, worker_config, paths
 
 
-def training_base(settings: Settings, ensure_checkpoint: Any) -> Path:
+def training_base(settings: Settings) -> Path:
     """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
     by name); the default bundled model when answers come from a server."""
+    from retrieval.checkpoint import ensure_checkpoint  # retrieval is loaded only when a run needs it
+
     generator = settings.generator.strip()
     if generator and Path(generator).expanduser().is_dir():
         return Path(generator).expanduser()
