@@ -286,8 +286,6 @@ class Tanya:
         stats["database"] = self.database.description
         stats["document_store"] = self.settings.document_store or str(self.settings.index_dir)
         stats["generator"] = self.settings.generator or "bundled SmolLM2-135M-Instruct"
-        if stats["generator"] == "gemma3-270m":
-            stats["generator"] = "bundled Gemma 3 270M"
         return stats
 
     # -- internals --------------------------------------------------------------------------------
