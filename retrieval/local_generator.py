@@ -72,6 +72,9 @@ class LocalChatGenerator:
         self._active: str | None = None
         self._weights_lock = threading.Lock()
         self._state_lock = threading.Lock()
+        # Called between two generated tokens, in the generating thread (not serialized: it is wiring, not
+        # configuration). The Slack bot sets it so that generation waits while a request is acknowledged.
+        self.between_tokens: Callable[[], object] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Serializes the component; adapters are saved with the name that was active."""
@@ -272,7 +275,7 @@ class LocalChatGenerator:
         from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteriaList
 
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
-        cancel = Cancel()
+        cancel = Cancel(pause=self.between_tokens)
         penalty = float(extra.pop("repetition_penalty", self.repetition_penalty))
         if penalty != 1.0:
             processor = RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=len(prompt_ids))

@@ -17,13 +17,21 @@ from haystack.dataclasses import ComponentInfo, StreamingChunk
 
 
 class Cancel:
-    """A stopping criterion for `generate` that ends generation once `event` is set."""
+    """A stopping criterion for `generate` that ends generation once `event` is set.
 
-    def __init__(self) -> None:
+    `pause`, if given, is called at every step, in generate's thread: a caller with more urgent work in
+    the same process (a Slack acknowledgement) can make generation wait there, between two tokens.
+    """
+
+    def __init__(self, pause: Callable[[], object] | None = None) -> None:
         self.event = threading.Event()
+        self.pause = pause
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
+
+        if self.pause is not None:
+            self.pause()
 
         stop = self.event.is_set()
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)

@@ -84,7 +84,8 @@ class Answerer:
         try:
             # Executors do not carry contextvars over by themselves: the log context goes explicitly.
             in_context = contextvars.copy_context().run
-            self.ctx.answers.submit(in_context, self._answer_counted, question, ts, started)
+            answer = self.ctx.acks.after_acks(self._answer_counted)
+            self.ctx.answers.submit(in_context, answer, question, ts, started)
         except RuntimeError:  # shutting down: the pool takes no new work
             ANSWERS_IN_FLIGHT.dec()
             self._replace(question, ts, render.RESTARTING)

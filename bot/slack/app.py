@@ -5,7 +5,8 @@ Choices, and why:
 * ``process_before_response=True`` — acknowledgement functions run inline and are trivial, so the HTTP
   response (or Socket Mode ack) goes out in milliseconds; all real work is in lazy listeners.
 * A larger listener pool than Bolt's default of five, so a burst of events never queues acknowledgements
-  behind lazy work; generation itself runs on the separate, small answer pool.
+  behind lazy work; generation itself runs on the separate, small answer pool. Lazy work starts only
+  once the acknowledgements in flight are sent (``bot.slack.priority``).
 * ``auth.test`` at start-up (token verification): a wrong token fails ``tanya serve`` at once, in one line,
   instead of on the first event.
 * Catch-all listeners last, so no event type, action or view ever gets Bolt's 404 (which Slack retries).
@@ -24,6 +25,7 @@ from bot.slack.answering import Answerer
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
 from bot.slack.instrumentation import count_delivery
+from bot.slack.priority import AckFirstExecutor
 
 LISTENER_THREADS = 8
 
@@ -44,8 +46,11 @@ def build_app(
         token_verification_enabled=verify_token,
         request_verification_enabled=not socket_mode,
         process_before_response=True,
-        listener_executor=listener_executor
-        or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="tanya-slack"),
+        listener_executor=AckFirstExecutor(
+            listener_executor
+            or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="tanya-slack"),
+            ctx.acks,
+        ),
         logger=logging.getLogger("tanya.slack.bolt"),
     )
     app.use(count_delivery)

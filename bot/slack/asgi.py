@@ -11,7 +11,8 @@ within 3 s, ideally at once. The server reads and parses requests on one event l
 uvloop under uvicorn), so a burst costs neither a thread nor Python header parsing per request. Bolt's
 ``App`` is synchronous and an acknowledgement may touch the database (a suggestion is saved before
 its form closes), so dispatch runs on a small thread pool: a slow database stalls those requests, not
-the loop, and every other connection is still read and answered.
+the loop, and every other connection is still read and answered. While a request is being
+acknowledged, lazy work and local generation in the same process wait (``bot.slack.priority``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.slack.ops import OpsEndpoints
+from bot.slack.priority import AckFirst
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,11 @@ class SlackAsgiApp:
         *,
         path: str = EVENTS_PATH,
         threads: int = DISPATCH_THREADS,
+        acks: AckFirst | None = None,
     ) -> None:
         self.bolt = app
         self.ops = ops
+        self.acks = acks or AckFirst()
         self.path = path
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tanya-http")
 
@@ -85,6 +89,13 @@ class SlackAsgiApp:
         if method != "POST":
             await respond_json(send, 405, {"ok": False, "error": "POST only"}, [(b"allow", b"POST")])
             return
+        self.acks.enter()  # from here until the response is sent, lazy work and generation give way
+        try:
+            await self._acknowledge(self.bolt, scope, receive, send)
+        finally:
+            self.acks.leave()
+
+    async def _acknowledge(self, bolt: App, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(scope, receive, MAX_BODY_BYTES)
         if body is None:
             await respond_json(send, 413, {"ok": False, "error": "request body too large"})
@@ -93,7 +104,8 @@ class SlackAsgiApp:
         if request is None:
             await respond_json(send, 400, {"ok": False, "error": "malformed request body"})
             return
-        response = await loop.run_in_executor(self.executor, self.bolt.dispatch, request)
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(self.executor, bolt.dispatch, request)
         await respond_bolt(send, response)
 
 

@@ -14,6 +14,7 @@ from bot.service import Tanya
 from bot.settings import Settings
 from bot.slack.admin import AdminCheck
 from bot.slack.channels import ChannelKinds
+from bot.slack.priority import AckFirst
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class SlackContext:
     answer_workers: int = 1
     stream_interval: float = 1.0
     stopping: threading.Event = field(default_factory=threading.Event)
+    acks: AckFirst = field(default_factory=AckFirst)
     channels: ChannelKinds = field(init=False)
     admins: AdminCheck = field(init=False)
     answers: ThreadPoolExecutor = field(init=False)

@@ -115,6 +115,9 @@ def build_runtime(
     database = service.database
     if warm_up:
         _ = service.rag  # loads the embedder and the generator now, once
+    generator = service.generator
+    if hasattr(generator, "between_tokens"):  # a local model shares this process's cores and interpreter
+        generator.between_tokens = ctx.acks.wait
     poller = JobStatusPoller(database, client, interval=job_poll_seconds)
     return SlackRuntime(ctx=ctx, app=app, poller=poller, socket_mode=socket_mode)
 
@@ -124,7 +127,8 @@ def start_http(
 ) -> HttpServer:
     """Serve the runtime over HTTP (on ``server`` if the port was bound already) and start the poller."""
     server = server or HttpServer(host, port)
-    server.start(SlackAsgiApp(runtime.app, OpsEndpoints(runtime.ctx.database, _components(runtime))))
+    ops = OpsEndpoints(runtime.ctx.database, _components(runtime))
+    server.start(SlackAsgiApp(runtime.app, ops, acks=runtime.ctx.acks))
     runtime.poller.start()
     return server
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,34 @@ def test_fit_chat_drops_old_turns_first_then_the_middle_of_the_sources(
 
     ids, cut = fit_chat(tokenizer, chat, 20)  # below the instructions' own size: still no error
     assert cut and len(ids) == 20
+
+
+@pytest.mark.model
+def test_between_tokens_can_hold_generation_in_its_own_thread(local_generator: LocalChatGenerator) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hold() -> None:
+        calls.append(threading.current_thread().name)
+        release.wait(timeout=60)
+
+    replies: list[str] = []
+    local_generator.between_tokens = hold
+    try:
+        writer = threading.Thread(
+            target=lambda: replies.append(
+                local_generator.run(QUESTION, streaming_callback=lambda chunk: None)["replies"][0].text
+            )
+        )
+        writer.start()
+        deadline = time.monotonic() + 60
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls == ["generate-streaming"] and writer.is_alive(), "held after its first token"
+        release.set()
+        writer.join(timeout=60)
+    finally:
+        local_generator.between_tokens = None
+        release.set()
+    assert replies and "Paris" in replies[0]
+    assert len(calls) >= 2, "called again at every later step"

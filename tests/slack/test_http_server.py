@@ -20,13 +20,15 @@ from slack_bolt.authorization import AuthorizeResult
 from bot.service import InputError
 from bot.slack.asgi import MAX_BODY_BYTES, SlackAsgiApp
 from bot.slack.ops import OpsEndpoints
+from bot.slack.priority import AckFirst, AckFirstExecutor
 from bot.slack.server import HttpServer
 from storage import Database
 from tests.slack import slack_requests as slack
 from tests.slack.emulator import SIGNING_SECRET
 
 
-def _bolt_app(release: threading.Event) -> App:
+def _bolt_app(release: threading.Event, acks: AckFirst | None = None) -> App:
+    lazy_started: list[int] = []
     authorized = AuthorizeResult(
         enterprise_id=None, team_id="T1", bot_token="xoxb-x", bot_user_id="UB", bot_id="B1"
     )
@@ -34,12 +36,18 @@ def _bolt_app(release: threading.Event) -> App:
         signing_secret=SIGNING_SECRET,
         authorize=lambda **_: authorized,
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=2),
+        listener_executor=AckFirstExecutor(ThreadPoolExecutor(max_workers=2), acks or AckFirst()),
     )
+    app.lazy_started = lazy_started  # type: ignore[attr-defined]
 
     @app.event("message")
     def chatter(ack: Ack) -> None:
         ack()
+
+    def answer(body: dict) -> None:  # what was still being acknowledged when the lazy work began
+        lazy_started.append(acks.acknowledging if acks else -1)
+
+    app.event("app_mention")(ack=lambda ack: ack(), lazy=[answer])
 
     @app.command("/tanya")
     def slow(ack: Ack) -> None:  # stands for an acknowledgement that waits on the database
@@ -63,10 +71,12 @@ def release() -> Iterator[threading.Event]:
     event.set()
 
 
-def _serve_bolt(server: HttpServer, tmp_path: Path, release: threading.Event) -> Database:
+def _serve_bolt(server: HttpServer, tmp_path: Path, release: threading.Event) -> SlackAsgiApp:
     database = Database(f"sqlite:///{tmp_path / 'tanya.db'}")
-    server.start(SlackAsgiApp(_bolt_app(release), OpsEndpoints(database)))
-    return database
+    acks = AckFirst(max_wait=30)
+    asgi = SlackAsgiApp(_bolt_app(release, acks), OpsEndpoints(database), acks=acks)
+    server.start(asgi)
+    return asgi
 
 
 def _chatter(number: int) -> str:
@@ -94,7 +104,7 @@ def test_after_start_it_serves_bolt_and_the_operators(server: HttpServer, tmp_pa
 
 
 def test_an_oversized_body_is_refused_unread(server: HttpServer, tmp_path: Path, release) -> None:
-    _serve_bolt(server, tmp_path, release)
+    asgi = _serve_bolt(server, tmp_path, release)
     with socket.create_connection((server.host, server.port), timeout=10) as connection:
         connection.sendall(
             b"POST /slack/events HTTP/1.1\r\nHost: tanya\r\nContent-Type: application/json\r\n"
@@ -103,12 +113,35 @@ def test_an_oversized_body_is_refused_unread(server: HttpServer, tmp_path: Path,
         status_line = connection.makefile("rb").readline()
     assert status_line.startswith(b"HTTP/1.1 413"), "answered from the headers, before any of the body"
     assert slack.post(f"{server.url}/slack/events", _chatter(3)).status == 200
+    assert slack.post(f"{server.url}/slack/events", "{not json").status == 400
+    assert asgi.acks.acknowledging == 0, "refusals are counted out too"
+
+
+def test_lazy_work_begins_only_once_its_acknowledgement_is_sent(
+    server: HttpServer, tmp_path: Path, release
+) -> None:
+    asgi = _serve_bolt(server, tmp_path, release)
+    assert asgi.bolt is not None
+    for number in range(5):
+        mention = {
+            "type": "app_mention",
+            "channel": "C1",
+            "user": "U2",
+            "text": "<@UB> hi",
+            "ts": f"2.{number}",
+        }
+        body = json.dumps(slack.event_callback(mention, event_id=f"EvM{number}"))
+        assert slack.post(f"{server.url}/slack/events", body).status == 200
+    started = slack.wait_until(
+        lambda: len(asgi.bolt.lazy_started) == 5 and asgi.bolt.lazy_started, timeout=30, what="lazy work"
+    )
+    assert started == [0] * 5
 
 
 def test_a_slow_acknowledgement_holds_up_no_other_request(
     server: HttpServer, tmp_path: Path, release
 ) -> None:
-    _serve_bolt(server, tmp_path, release)
+    asgi = _serve_bolt(server, tmp_path, release)
     replies: list[slack.Reply] = []
     body = slack.slash_command("", user="U1", channel="C1", response_url="http://127.0.0.1:9/r")
     waiting = threading.Thread(
@@ -122,10 +155,12 @@ def test_a_slow_acknowledgement_holds_up_no_other_request(
             assert slack.post(f"{server.url}/slack/events", _chatter(number), timeout=10).status == 200
         assert slack.get(f"{server.url}/readyz", timeout=10).status == 200
         assert replies == [], "the slow acknowledgement is still waiting"
+        assert asgi.acks.acknowledging == 1, "the slow one is still counted, the others are done"
     finally:
         release.set()
         waiting.join(timeout=30)
     assert replies[0].status == 200 and "done" in replies[0].body
+    assert asgi.acks.acknowledging == 0
 
 
 def test_a_burst_of_fifty_is_acknowledged_in_full(server: HttpServer, tmp_path: Path, release) -> None:
