@@ -93,6 +93,11 @@ ANSWERS_IN_FLIGHT = Gauge(
     "Slack questions claimed and not yet finished (queued for the answer pool or being generated).",
     registry=REGISTRY,
 )
+GAVE_WAY_SECONDS = Counter(
+    "tanya_slack_gave_way_seconds",
+    "Seconds lazy work and local generation waited for acknowledgements in flight (bot.slack.priority).",
+    registry=REGISTRY,
+)
 VOTES = Counter(
     "tanya_votes",
     "Votes cast or changed, by direction (up/down) and where they came from (reaction/button/cli).",

@@ -22,6 +22,8 @@ from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
+from bot.metrics import GAVE_WAY_SECONDS
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -77,7 +79,9 @@ class AckFirst:
                 self._idle.wait_for(lambda: self._acknowledging == 0, timeout=self.max_wait)
             finally:
                 self._waiting -= 1
-            return time.monotonic() - started
+        waited = time.monotonic() - started
+        GAVE_WAY_SECONDS.inc(waited)
+        return waited
 
     def after_acks(self, fn: Callable[P, T]) -> Callable[P, T]:
         """``fn`` that first waits for the acknowledgements in flight."""

@@ -5,8 +5,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from bot.metrics import REGISTRY
 from bot.slack.priority import AckFirst, AckFirstExecutor
 from tests.slack import slack_requests as slack
+
+
+def _gave_way() -> float:
+    return REGISTRY.get_sample_value("tanya_slack_gave_way_seconds_total") or 0.0
 
 
 def test_waiting_costs_nothing_when_no_acknowledgement_is_in_flight() -> None:
@@ -35,12 +40,14 @@ def test_deferred_work_starts_when_the_last_acknowledgement_is_sent() -> None:
 
 def test_a_steady_stream_of_acknowledgements_delays_work_but_never_stops_it() -> None:
     acks = AckFirst(max_wait=0.05)
+    counted = _gave_way()
     acks.enter()
     try:
         waited = acks.wait()
     finally:
         acks.leave()
     assert 0.05 <= waited < 10
+    assert _gave_way() - counted >= 0.05, "the wait shows in the metrics"
 
 
 def test_an_unbalanced_leave_does_not_leave_the_count_negative() -> None:
