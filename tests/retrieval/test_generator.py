@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -154,11 +153,12 @@ def test_fit_chat_drops_old_turns_first_then_the_middle_of_the_sources(
 
 @pytest.mark.model
 def test_between_tokens_can_hold_generation_in_its_own_thread(local_generator: LocalChatGenerator) -> None:
-    release = threading.Event()
+    release, held = threading.Event(), threading.Event()
     calls: list[str] = []
 
     def hold() -> None:
         calls.append(threading.current_thread().name)
+        held.set()
         release.wait(timeout=60)
 
     replies: list[str] = []
@@ -170,9 +170,7 @@ def test_between_tokens_can_hold_generation_in_its_own_thread(local_generator: L
             )
         )
         writer.start()
-        deadline = time.monotonic() + 60
-        while not calls and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert held.wait(timeout=60), "generation reached its first step"
         assert calls == ["generate-streaming"] and writer.is_alive(), "held after its first token"
         release.set()
         writer.join(timeout=60)
