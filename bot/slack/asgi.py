@@ -89,11 +89,8 @@ class SlackAsgiApp:
         if method != "POST":
             await respond_json(send, 405, {"ok": False, "error": "POST only"}, [(b"allow", b"POST")])
             return
-        self.acks.enter()  # from here until the response is sent, lazy work and generation give way
-        try:
+        with self.acks.acknowledgement():  # until the response is sent, lazy work and generation give way
             await self._acknowledge(self.bolt, scope, receive, send)
-        finally:
-            self.acks.leave()
 
     async def _acknowledge(self, bolt: App, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(scope, receive, MAX_BODY_BYTES)
