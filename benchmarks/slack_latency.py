@@ -470,6 +470,8 @@ def main() -> None:
     }
     path = write_result("slack_latency", payload)
     print(f"wrote {path.relative_to(REPO)}")
+    if _SENDER is not None:  # before interpreter shutdown, which would otherwise print a traceback
+        _SENDER.shutdown()
 
 
 if __name__ == "__main__":

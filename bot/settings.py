@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(
         default=4000, ge=100, description="Longer questions are cut to this for the model, with a notice."
     )
+    answer_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Linux: how many nice steps below Slack acknowledgements the answer threads run (0: same).",
+    )
 
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Slack user ids allowed to retrain and roll back (comma-separated)."

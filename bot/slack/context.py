@@ -14,7 +14,7 @@ from bot.service import Tanya
 from bot.settings import Settings
 from bot.slack.admin import AdminCheck
 from bot.slack.channels import ChannelKinds
-from bot.slack.priority import AckFirst
+from bot.slack.priority import AckFirst, lower_thread_priority
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,14 @@ class SlackContext:
         self.admins = AdminCheck(self.settings, self.client)
         # Generation is CPU- or GPU-bound: a small, separate pool keeps it from starving the listeners
         # that record votes and acknowledge commands.
-        self.answers = ThreadPoolExecutor(max_workers=self.answer_workers, thread_name_prefix="tanya-answer")
+        # On a small machine a forward pass takes every core; the OS should still run the acknowledgements
+        # first (bot.slack.priority).
+        self.answers = ThreadPoolExecutor(
+            max_workers=self.answer_workers,
+            thread_name_prefix="tanya-answer",
+            initializer=lower_thread_priority,
+            initargs=(self.settings.answer_niceness,),
+        )
 
     @property
     def database(self) -> Database:

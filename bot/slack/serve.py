@@ -13,6 +13,7 @@ served alone on that port (``start_ops``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -122,6 +123,19 @@ def build_runtime(
     return SlackRuntime(ctx=ctx, app=app, poller=poller, socket_mode=socket_mode)
 
 
+def freeze_loaded_objects() -> int:
+    """Leave what start-up loaded out of the garbage collector's full passes; returns how many objects.
+
+    The models, tokenizers and libraries are over half a million objects that live as long as the
+    process. A full collection walks all of them with the interpreter lock held, about 260 ms on a
+    small machine, and every acknowledgement in flight waits for it: one burst of @mentions measured
+    285 ms for all 50 instead of about 25. Frozen, they are never walked; what is created later still is.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def start_http(
     runtime: SlackRuntime, host: str, port: int, *, server: HttpServer | None = None
 ) -> HttpServer:
@@ -204,6 +218,7 @@ def _serve(
         if settings.metrics_port:
             ops = HttpServer(settings.metrics_host, settings.metrics_port)
         runtime = build_runtime(settings)
+        log.debug("%d start-up objects left out of garbage collection", freeze_loaded_objects())
     except BaseException:
         for bound in (server, ops):
             if bound is not None:

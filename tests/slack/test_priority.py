@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from bot.metrics import REGISTRY
-from bot.slack.priority import AckFirst, AckFirstExecutor
+from bot.slack.priority import AckFirst, AckFirstExecutor, lower_thread_priority
 from tests.slack import slack_requests as slack
 
 
@@ -15,7 +19,7 @@ def _gave_way() -> float:
 
 
 def test_waiting_costs_nothing_when_no_acknowledgement_is_in_flight() -> None:
-    acks = AckFirst(max_wait=30)
+    acks = AckFirst(max_wait=30, settle=0)
     assert acks.wait() == 0.0
     with acks.acknowledgement():
         assert acks.acknowledging == 1
@@ -36,6 +40,22 @@ def test_deferred_work_starts_when_the_last_acknowledgement_is_sent() -> None:
         acks.leave()
         future.result(timeout=10)
     assert ran.is_set() and acks.waiting == 0
+
+
+def test_work_waits_until_a_burst_has_been_quiet_for_the_settle_time() -> None:
+    acks = AckFirst(max_wait=30, settle=0.2)
+    with acks.acknowledgement():
+        pass
+    waited = acks.wait()
+    assert 0.15 <= waited < 10, "a burst's next request may be a moment away"
+    acks.enter()
+    result: list[float] = []
+    waiter = threading.Thread(target=lambda: result.append(acks.wait()))
+    waiter.start()
+    slack.wait_until(lambda: acks.waiting == 1, timeout=10, what="the waiter to stand aside")
+    acks.leave()
+    waiter.join(timeout=10)
+    assert result and result[0] >= 0.15, "the quiet time counts from the last acknowledgement sent"
 
 
 def test_a_steady_stream_of_acknowledgements_delays_work_but_never_stops_it() -> None:
@@ -65,3 +85,44 @@ def test_the_executor_passes_results_and_errors_through() -> None:
         assert executor.submit(sum, [1, 2, 3]).result(timeout=10) == 6
         failed = executor.submit(int, "not a number")
         assert isinstance(failed.exception(timeout=10), ValueError)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux behaviour")
+def test_lower_priority_applies_to_the_thread_and_the_threads_it_starts() -> None:
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def child() -> None:
+        seen["child"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def answer_thread() -> None:
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        seen["applied"] = int(lower_thread_priority(3))
+        seen["delta"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - before
+        started = threading.Thread(target=child)
+        started.start()
+        started.join(timeout=10)
+        seen["before"] = before
+
+    worker = threading.Thread(target=answer_thread)
+    worker.start()
+    worker.join(timeout=10)
+    assert seen["applied"] == 1 and seen["delta"] == min(3, 19 - seen["before"])
+    assert seen["child"] == seen["before"] + seen["delta"], "threads started later inherit it"
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before, "others keep theirs"
+    assert lower_thread_priority(0) is False
+
+
+def test_start_up_objects_are_left_out_of_full_collections() -> None:
+    import gc
+
+    from bot.slack.serve import freeze_loaded_objects
+
+    loaded = [{"weight": i} for i in range(1000)]  # stands in for a model's objects
+    try:
+        frozen = freeze_loaded_objects()
+        assert frozen == gc.get_freeze_count() >= len(loaded)
+        assert not any(obj is loaded for obj in gc.get_objects()), "a full pass no longer walks them"
+    finally:
+        gc.unfreeze()
+    assert any(obj is loaded for obj in gc.get_objects())
