@@ -121,7 +121,8 @@ def test_start_up_objects_are_left_out_of_full_collections() -> None:
     loaded = [{"weight": i} for i in range(1000)]  # stands in for a model's objects
     try:
         frozen = freeze_loaded_objects()
-        assert frozen == gc.get_freeze_count() >= len(loaded)
+        # Other tests' threads may free frozen objects meanwhile, so the count only shrinks from here.
+        assert frozen >= gc.get_freeze_count() and frozen >= len(loaded)
         assert not any(obj is loaded for obj in gc.get_objects()), "a full pass no longer walks them"
     finally:
         gc.unfreeze()
