@@ -36,23 +36,30 @@ class GateResult:
 
     @property
     def reason(self) -> str:
-        failed = [check.detail for check in self.checks if not check.passed]
         if self.promote:
             text = "; ".join(check.detail for check in self.checks)
         else:
-            text = "; ".join(failed) or "nothing held out to compare on"
+            text = self.failed or "nothing held out to compare on"
         return f"{self.stage_note}; {text}" if self.stage_note else text
 
     @property
     def stage_note(self) -> str:
-        """Says so when the preference stage was left out because SFT alone wrote better answers."""
+        """Says so when the preference stage was left out, and why."""
         choice = self.stage_choice
         if not choice or choice.get("shipped") != "sft":
             return ""
+        if choice.get("all_stages_failed"):
+            return (
+                f"SFT alone shipped, the preference stage left out (with it: {choice['all_stages_failed']})"
+            )
         return (
             "SFT alone shipped, the preference stage left out (held-out answer F1 "
             f"{choice['sft_only']['answer_f1']:.1f} without it, {choice['all_stages']['answer_f1']:.1f} with it)"
         )
+
+    @property
+    def failed(self) -> str:
+        return "; ".join(check.detail for check in self.checks if not check.passed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -129,3 +136,20 @@ def decide(
         )
     promote = bool(improved) and all(check.passed for check in checks)
     return GateResult(promote=promote, baseline=baseline, old=old, new=new, checks=checks)
+
+
+def choose_stages(all_stages: GateResult, sft_alone: GateResult) -> dict[str, Any]:
+    """Which adapter to ship when both the full run's and SFT's own were measured.
+
+    One that passes the gate beats one that does not: a preference stage that costs the regression set
+    should not throw away the SFT it was built on. Between two that both pass (or both fail), the one
+    that writes the better held-out answers.
+    """
+    if all_stages.promote != sft_alone.promote:
+        shipped = "sft" if sft_alone.promote else "all stages"
+    else:
+        shipped = "sft" if sft_alone.new["answer_f1"] > all_stages.new["answer_f1"] else "all stages"
+    choice: dict[str, Any] = {"shipped": shipped, "all_stages": all_stages.new, "sft_only": sft_alone.new}
+    if shipped == "sft" and not all_stages.promote:
+        choice["all_stages_failed"] = all_stages.failed
+    return choice

@@ -23,7 +23,7 @@ from alignment.config import AlignmentConfig
 from alignment.datasets import FeedbackDatasets, build_datasets
 from alignment.distributed import SINGLE, Processes
 from alignment.feedback import load_feedback
-from alignment.gate import GateResult, decide
+from alignment.gate import GateResult, choose_stages, decide
 from alignment.progress import RunMonitor, StageHook, TrainingLog
 from alignment.report import write_report
 from alignment.train import StagePlan, plan_stages
@@ -261,18 +261,15 @@ def _evaluate(
         metrics = evaluate_variant(scorer, variant, beta=config.beta, **rows)
         return {**metrics, **written_answer_metrics(writer, variant, written)}
 
-    old_variant = "active" if baseline is not None else BASE
-    old = measure(old_variant)
-    new = measure("candidate")
-    choice = None
+    label = baseline[1] if baseline else "base model"
+    old = measure("active" if baseline is not None else BASE)
+    result = decide(old, measure("candidate"), config, baseline=label)
     if "sft_only" in adapters and len(written) >= config.gate_min_written_answers:
-        sft = measure("sft_only")
-        shipped = "sft" if sft["answer_f1"] > new["answer_f1"] else "all stages"
-        choice = {"shipped": shipped, "all_stages": new, "sft_only": sft}
-        if shipped == "sft":  # the preference stage made the written answers worse: leave it out
+        sft_result = decide(old, measure("sft_only"), config, baseline=label)
+        choice = choose_stages(result, sft_result)
+        if choice["shipped"] == "sft":  # the preference stage hurt: leave it out
             for name in ("adapter_config.json", "adapter_model.safetensors"):
                 (staging / name).write_bytes((sft_adapter / name).read_bytes())  # type: ignore[operator]
-            new = sft
-    result = decide(old, new, config, baseline=baseline[1] if baseline else "base model")
-    result.stage_choice = choice
+            result = sft_result
+        result.stage_choice = choice
     return result

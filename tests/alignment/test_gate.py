@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alignment.config import AlignmentConfig
-from alignment.gate import decide
+from alignment.gate import choose_stages, decide
 
 OLD = {"answer_nll": 2.0, "regression_nll": 1.5, "answer_f1": 30.0, "answer_count": 10.0}
 
@@ -43,3 +43,34 @@ def test_the_reason_says_when_sft_alone_was_shipped() -> None:
     assert gate.reason.startswith("SFT alone shipped, the preference stage left out")
     assert "F1 40.0 without it, 25.0 with it" in gate.reason
     assert gate.as_dict()["stage_choice"]["shipped"] == "sft"
+
+
+def test_sft_alone_ships_when_the_preference_stage_fails_the_regression_set() -> None:
+    config = AlignmentConfig()
+    all_stages = decide(
+        OLD, {"answer_nll": 1.0, "regression_nll": 1.6, "answer_f1": 45.0}, config, baseline="b"
+    )
+    sft_alone = decide(
+        OLD, {"answer_nll": 1.1, "regression_nll": 1.45, "answer_f1": 38.0}, config, baseline="b"
+    )
+    assert not all_stages.promote and sft_alone.promote
+    choice = choose_stages(all_stages, sft_alone)
+    assert choice["shipped"] == "sft", "an adapter that passes beats a better writer that does not"
+    sft_alone.stage_choice = choice
+    assert sft_alone.reason.startswith(
+        "SFT alone shipped, the preference stage left out (with it: regression"
+    )
+    assert "1.500 → 1.600 (worse by 0.100" in sft_alone.reason
+
+
+def test_between_two_that_pass_the_better_writer_ships() -> None:
+    config = AlignmentConfig()
+    all_stages = decide(
+        OLD, {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 45.0}, config, baseline="b"
+    )
+    sft_alone = decide(
+        OLD, {"answer_nll": 1.1, "regression_nll": 1.4, "answer_f1": 38.0}, config, baseline="b"
+    )
+    assert choose_stages(all_stages, sft_alone)["shipped"] == "all stages"
+    failing = decide(OLD, {"answer_nll": 1.0, "regression_nll": 1.9, "answer_f1": 45.0}, config, baseline="b")
+    assert choose_stages(failing, failing)["shipped"] == "all stages", "nothing passes: nothing to prefer"
