@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alignment.config import AlignmentConfig
-from alignment.gate import choose_stages, decide
+from alignment.gate import GateResult, choose_stages, decide
 
 OLD = {"answer_nll": 2.0, "regression_nll": 1.5, "answer_f1": 30.0, "answer_count": 10.0}
 
@@ -45,14 +45,13 @@ def test_the_reason_says_when_sft_alone_was_shipped() -> None:
     assert gate.as_dict()["stage_choice"]["shipped"] == "sft"
 
 
+def _judged(answer_nll: float, regression_nll: float, answer_f1: float) -> GateResult:
+    new = {"answer_nll": answer_nll, "regression_nll": regression_nll, "answer_f1": answer_f1}
+    return decide(OLD, new, AlignmentConfig(), baseline="base model")
+
+
 def test_sft_alone_ships_when_the_preference_stage_fails_the_regression_set() -> None:
-    config = AlignmentConfig()
-    all_stages = decide(
-        OLD, {"answer_nll": 1.0, "regression_nll": 1.6, "answer_f1": 45.0}, config, baseline="b"
-    )
-    sft_alone = decide(
-        OLD, {"answer_nll": 1.1, "regression_nll": 1.45, "answer_f1": 38.0}, config, baseline="b"
-    )
+    all_stages, sft_alone = _judged(1.0, 1.6, 45.0), _judged(1.1, 1.45, 38.0)
     assert not all_stages.promote and sft_alone.promote
     choice = choose_stages(all_stages, sft_alone)
     assert choice["shipped"] == "sft", "an adapter that passes beats a better writer that does not"
@@ -64,13 +63,6 @@ def test_sft_alone_ships_when_the_preference_stage_fails_the_regression_set() ->
 
 
 def test_between_two_that_pass_the_better_writer_ships() -> None:
-    config = AlignmentConfig()
-    all_stages = decide(
-        OLD, {"answer_nll": 1.0, "regression_nll": 1.4, "answer_f1": 45.0}, config, baseline="b"
-    )
-    sft_alone = decide(
-        OLD, {"answer_nll": 1.1, "regression_nll": 1.4, "answer_f1": 38.0}, config, baseline="b"
-    )
-    assert choose_stages(all_stages, sft_alone)["shipped"] == "all stages"
-    failing = decide(OLD, {"answer_nll": 1.0, "regression_nll": 1.9, "answer_f1": 45.0}, config, baseline="b")
+    assert choose_stages(_judged(1.0, 1.4, 45.0), _judged(1.1, 1.4, 38.0))["shipped"] == "all stages"
+    failing = _judged(1.0, 1.9, 45.0)
     assert choose_stages(failing, failing)["shipped"] == "all stages", "nothing passes: nothing to prefer"
