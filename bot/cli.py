@@ -59,20 +59,20 @@ def search(
                 continue
             sources = service.search(text, top_k=top_k)
             print(
-                json.dumps({"question": text, "sources": [s.as_dict() for s in sources]}, ensure_ascii=False)
+                json.dumps({"question": text, "sources": [s.as_json() for s in sources]}, ensure_ascii=False)
             )
         return
     sources = service.search(question, top_k=top_k)
     if as_json:
         print(
             json.dumps(
-                {"question": question.strip(), "sources": [s.as_dict() for s in sources]}, ensure_ascii=False
+                {"question": question.strip(), "sources": [s.as_json() for s in sources]}, ensure_ascii=False
             )
         )
     elif not sources:
         out.console.print("Nothing relevant found.")
     else:
-        out.console.print(out.sources_table(sources, show_scores=True))
+        out.console.print(out.sources_list(sources, show_scores=True))
 
 
 @app.command()

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.text import Text
 
 from bot.service import Answer, Source
 
@@ -25,19 +26,22 @@ def notice(message: str) -> None:
     errors.print(f"[yellow]note:[/] {message}", soft_wrap=True)
 
 
-def sources_table(sources: list[Source], *, show_scores: bool = False) -> Table:
-    table = Table(show_header=show_scores, box=None, pad_edge=False)
-    table.add_column("", style="bold cyan", no_wrap=True)
-    table.add_column("title")
-    table.add_column("source", style="dim")
-    if show_scores:
-        table.add_column("score", justify="right")
+def sources_list(sources: list[Source], *, show_scores: bool = False) -> Group:
+    """Each source on its line, and under it the passage that best matches the question.
+
+    The quote lets a reader check a vague answer, or find the real one, without opening the file.
+    """
+    lines: list[Text | Padding] = []
     for source in sources:
-        row = [f"[{source.number}]", source.title, source.source]
-        if show_scores:
-            row.append("" if source.score is None else f"{source.score:.4f}")
-        table.add_row(*row)
-    return table
+        line = Text.assemble((f"[{source.number}] ", "bold cyan"), source.title)
+        if source.source:
+            line.append(f"  {source.source}", style="dim")
+        if show_scores and source.score is not None:
+            line.append(f"  {source.score:.4f}")
+        lines.append(line)
+        if source.excerpt:
+            lines.append(Padding(Text(f"“{source.excerpt}”", style="italic dim"), (0, 0, 0, 4)))
+    return Group(*lines)
 
 
 def print_answer(answer: Answer, *, streamed: bool) -> None:
@@ -49,7 +53,7 @@ def print_answer(answer: Answer, *, streamed: bool) -> None:
         notice(text)
     if answer.sources and answer.found:
         console.print("\n[bold]Sources[/]")
-        console.print(sources_table(answer.sources))
+        console.print(sources_list(answer.sources))
     adapter = answer.adapter or "base model"
     console.print(
         f"\n[dim]answer #{answer.interaction_id} · {adapter} · {answer.seconds:.1f}s · "

@@ -18,6 +18,7 @@ from typing import Any
 from bot import metrics
 from bot.adapter_sync import AdapterSync
 from bot.settings import Settings
+from retrieval.excerpt import best_excerpt
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote, withdraw_vote
 from storage.interactions import NewInteraction, record_interaction
@@ -40,7 +41,11 @@ class Source:
     excerpt: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """As stored with the interaction: the excerpt is left out, the document holds it."""
         return {"id": self.id, "title": self.title, "source": self.source, "score": self.score}
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.as_dict(), "excerpt": self.excerpt}
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class Answer:
     def as_json(self) -> dict[str, Any]:
         return {
             "answer": self.text,
-            "sources": [source.as_dict() for source in self.sources],
+            "sources": [source.as_json() for source in self.sources],
             "interaction_id": self.interaction_id,
             "adapter": self.adapter,
             "found": self.found,
@@ -68,7 +73,7 @@ class Answer:
         }
 
 
-def _sources(documents: Sequence[Any]) -> list[Source]:
+def _sources(documents: Sequence[Any], question: str) -> list[Source]:
     sources = []
     for number, document in enumerate(documents, start=1):
         meta = document.meta or {}
@@ -79,7 +84,7 @@ def _sources(documents: Sequence[Any]) -> list[Source]:
                 title=str(meta.get("title") or Path(str(meta.get("source", document.id))).stem),
                 source=str(meta.get("source", "")),
                 score=None if document.score is None else round(float(document.score), 6),
-                excerpt=(document.content or "")[:300],
+                excerpt=best_excerpt(question, document.content or ""),
             )
         )
     return sources
@@ -181,7 +186,9 @@ class Tanya:
 
     def search(self, question: str, top_k: int | None = None) -> list[Source]:
         question = self._validate(question)
-        return _sources(self.searcher.search(question[: self.settings.max_question_chars], top_k=top_k))
+        return _sources(
+            self.searcher.search(question[: self.settings.max_question_chars], top_k=top_k), question
+        )
 
     def ask(
         self,
@@ -208,7 +215,7 @@ class Tanya:
             started = time.perf_counter()
             result = rag.answer(question, history=list(history), streaming_callback=streaming_callback)
             seconds = time.perf_counter() - started
-            sources = _sources(result.documents)
+            sources = _sources(result.documents, question)
             with self.database.session() as session:
                 interaction = record_interaction(
                     session,

@@ -14,6 +14,7 @@ from bot.slack.text import escape, shorten
 
 SECTION_LIMIT = 3000
 MAX_SOURCES = 10
+EXCERPT_CHARS = 200
 
 VOTE_UP = "tanya_vote_up"
 VOTE_DOWN = "tanya_vote_down"
@@ -59,11 +60,30 @@ def source_line(source: Source) -> str:
     return f"`{source.number}` *{title}*" + (f" — _{where}_" if where else "")
 
 
+def source_quote(source: Source) -> str:
+    """The matching passage as a Slack quote line; the document's text is escaped like an answer's."""
+    excerpt = shorten(source.excerpt, EXCERPT_CHARS)
+    return f"\n>{escape(excerpt)}" if excerpt else ""
+
+
 def sources_block(sources: list[Source]) -> Block | None:
-    if not sources:
-        return None
+    """Sources, each with its matching passage quoted.
+
+    Slack rejects the whole message when a section passes 3,000 characters, so quotes are dropped from
+    the last source up, and then the last sources, until it fits.
+    """
     lines = [source_line(source) for source in sources[:MAX_SOURCES]]
-    return _section("*Sources*\n" + "\n".join(lines))
+    quotes = [source_quote(source) for source in sources[:MAX_SOURCES]]
+
+    def text() -> str:
+        entries = [line + (quotes[index] if index < len(quotes) else "") for index, line in enumerate(lines)]
+        return "*Sources*\n" + "\n".join(entries)
+
+    while len(text()) > SECTION_LIMIT and quotes:
+        quotes.pop()
+    while len(text()) > SECTION_LIMIT and len(lines) > 1:
+        lines.pop()
+    return _section(text()) if lines else None
 
 
 def vote_buttons(interaction_id: int) -> Block:

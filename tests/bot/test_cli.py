@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -70,8 +71,11 @@ def test_ask_json_contract_then_feedback_is_stored(run: Run, kb_home: Path) -> N
     assert set(payload) >= {"answer", "sources", "interaction_id", "adapter"}
     assert payload["answer"].strip()
     assert payload["sources"], "the user guide answers this question"
-    assert set(payload["sources"][0]) >= {"id", "title", "source", "score"}
+    assert set(payload["sources"][0]) >= {"id", "title", "source", "score", "excerpt"}
     assert any("feedback.md" in source["source"] for source in payload["sources"])
+    document_words = set(re.findall(r"\w+", (REPO_ROOT / "docs" / "user" / "feedback.md").read_text()))
+    quotes = [s["excerpt"] for s in payload["sources"] if "feedback.md" in s["source"]]
+    assert quotes and all(q and set(re.findall(r"\w+", q)) <= document_words for q in quotes), quotes
 
     interaction_id = str(payload["interaction_id"])
     assert run("feedback", interaction_id, "up").returncode == 0

@@ -64,6 +64,7 @@ def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(make_bot) 
         if b["type"] == "section" and b["text"]["text"].startswith("*Sources*")
     ]
     assert sources and "`1`" in sources[0] and "vpn" in sources[0].lower()
+    assert "\n>" in sources[0], "each source quotes the passage that matches the question"
     buttons = blocks[-2]["elements"]
     assert [b["action_id"] for b in buttons] == [render.VOTE_UP, render.VOTE_DOWN, render.SUGGEST]
     assert {b["value"] for b in buttons} == {str(interaction.id)}

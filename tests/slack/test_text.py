@@ -87,6 +87,31 @@ def test_long_answers_are_split_under_the_section_limit() -> None:
     assert len(blocks) <= 50 and len(render.answer_fallback(_answer("x" * 10_000))) < 3000
 
 
+def test_each_source_quotes_its_passage_escaped() -> None:
+    sources = [
+        Source(1, "d1", "VPN", "/srv/vpn.md", 0.9, excerpt="Start WireGuard & tell <!channel> nothing."),
+        Source(2, "d2", "Leave", "/srv/leave.md", 0.5),
+    ]
+    text = render.sources_block(sources)["text"]["text"]  # type: ignore[index]
+    assert text.splitlines() == [
+        "*Sources*",
+        "`1` *VPN* — _/srv/vpn.md_",
+        ">Start WireGuard &amp; tell &lt;!channel&gt; nothing.",
+        "`2` *Leave* — _/srv/leave.md_",
+    ]
+
+
+def test_quotes_give_way_before_sources_when_the_section_would_be_too_long() -> None:
+    sources = [
+        Source(n, f"d{n}", "t" * 150, "/srv/" + "p" * 195, 0.5, excerpt="word " * 100) for n in range(1, 11)
+    ]
+    text = render.sources_block(sources)["text"]["text"]  # type: ignore[index]
+    assert len(text) <= render.SECTION_LIMIT
+    assert text.count("\n>") == 0 and text.count("*ttt") == 8, "quotes go first, then the last sources"
+    short = render.sources_block(sources[:3])["text"]["text"]  # type: ignore[index]
+    assert short.count("\n>") == 3 and all(len(line) <= 201 for line in short.splitlines() if line[0] == ">")
+
+
 def test_not_found_answers_list_no_sources() -> None:
     blocks = render.answer_blocks(_answer("I couldn't find anything.", found=False))
     assert not any("*Sources*" in json.dumps(b) for b in blocks)
