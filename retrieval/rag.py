@@ -17,7 +17,6 @@ models often leave citations out, and a Slack answer without any pointer to a so
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from haystack import Document, Pipeline, component
 from haystack.components.routers import ConditionalRouter
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
+from retrieval.citations import ensure_citation
 from retrieval.prompt import bound_history, make_prompt_builder, messages_to_json, truncate_question
 
 NOT_FOUND_TEXT = (
@@ -34,7 +34,6 @@ NOT_FOUND_TEXT = (
     "Try rephrasing the question, or name the document, project or term you mean."
 )
 SEARCH_OUTPUT = "relevance"
-_CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
 @dataclass
@@ -62,19 +61,6 @@ class Clock:
     def run(self, documents: list[Document]) -> dict[str, Any]:
         """Returns the documents unchanged and a `time.perf_counter()` stamp."""
         return {"documents": documents, "at": time.perf_counter()}
-
-
-def cited_sources(text: str, source_count: int) -> list[int]:
-    """The source numbers `[n]` in `text` that exist among `source_count` sources, in order of mention."""
-    numbers = (int(match) for match in _CITATION.findall(text))
-    return list(dict.fromkeys(n for n in numbers if 1 <= n <= source_count))
-
-
-def ensure_citation(text: str, source_count: int) -> tuple[str, bool]:
-    """Appends `[1]` when sources were given but `text` cites none of them; says whether it did."""
-    if source_count == 0 or cited_sources(text, source_count):
-        return text, False
-    return f"{text.rstrip()} [1]", True
 
 
 def _describe(generator: Any) -> str:

@@ -15,9 +15,10 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.dataclasses import StreamingChunk
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
+from retrieval.citations import cited_sources, ensure_citation, unknown_citations
 from retrieval.local_generator import LocalChatGenerator
 from retrieval.prompt import messages_from_json
-from retrieval.rag import NOT_FOUND_TEXT, RagPipeline, cited_sources, ensure_citation
+from retrieval.rag import NOT_FOUND_TEXT, RagPipeline
 
 TEAM_DOCS = [
     Document(
@@ -114,6 +115,8 @@ def test_a_reply_without_a_valid_citation_gets_the_top_source(reply: str, expect
 
 def test_citation_helpers() -> None:
     assert cited_sources("a [2] b [1] c [2] d [7]", 3) == [2, 1]
+    assert unknown_citations("a [2] b [0] c [7] d [7] e [1]", 3) == [0, 7]
+    assert unknown_citations("a [1]", 0) == [1] and unknown_citations("none", 2) == []
     assert ensure_citation("nothing to cite", 0) == ("nothing to cite", False)
     assert ensure_citation("ok [1]", 1) == ("ok [1]", False)
 
