@@ -11,17 +11,20 @@ import re
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
+def _cited_numbers(text: str) -> list[int]:
+    """Every number `[n]` in `text`, once each, in order of first mention."""
+    return list(dict.fromkeys(int(match) for match in _CITATION.findall(text)))
+
+
 def cited_sources(text: str, source_count: int) -> list[int]:
     """The source numbers `[n]` in `text` that exist among `source_count` sources, in order of mention."""
-    numbers = (int(match) for match in _CITATION.findall(text))
-    return list(dict.fromkeys(n for n in numbers if 1 <= n <= source_count))
+    return [n for n in _cited_numbers(text) if 1 <= n <= source_count]
 
 
 def unknown_citations(text: str, source_count: int) -> list[int]:
     """The numbers `[n]` that `text` cites but no source has: a small model's tell that it is making
     things up, worth a warning next to the answer."""
-    numbers = (int(match) for match in _CITATION.findall(text))
-    return list(dict.fromkeys(n for n in numbers if not 1 <= n <= source_count))
+    return [n for n in _cited_numbers(text) if not 1 <= n <= source_count]
 
 
 def ensure_citation(text: str, source_count: int) -> tuple[str, bool]:
