@@ -62,6 +62,7 @@ class Answer:
     seconds: float
     notices: list[str] = field(default_factory=list)
     citation_added: bool = False  # the model cited nothing, so the top source's [1] was appended
+    echo_removed: bool = False  # the model repeated the prompt; `text` is without it
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -268,6 +269,7 @@ class Tanya:
             seconds=seconds,
             notices=notices,
             citation_added=result.citation_added,
+            echo_removed=result.echo_removed,
         )
 
     def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:

@@ -13,6 +13,8 @@ reported separately from a single pipeline run.
 Citations are post-processed: if the model used sources but its reply names none of them as `[n]`, the top
 source's marker `[1]` is appended. This is a fallback, not a claim that the model used that source; small
 models often leave citations out, and a Slack answer without any pointer to a source cannot be checked.
+Before that, words the model copied from the prompt (the instruction, the question) are removed
+(`retrieval/echo.py`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,22 @@ from haystack.components.routers import ConditionalRouter
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from retrieval.citations import ensure_citation
-from retrieval.prompt import bound_history, make_prompt_builder, messages_to_json, truncate_question
+from retrieval.echo import strip_prompt_echo
+from retrieval.prompt import (
+    ANSWER_INSTRUCTION,
+    bound_history,
+    make_prompt_builder,
+    messages_to_json,
+    truncate_question,
+)
 
 NOT_FOUND_TEXT = (
     "I couldn't find anything about that in the documents I have. "
     "Try rephrasing the question, or name the document, project or term you mean."
+)
+NO_ANSWER_TEXT = (
+    "I found sources that may answer this, but could not write an answer from them. "
+    "Check the sources below, or rephrase the question."
 )
 SEARCH_OUTPUT = "relevance"
 
@@ -50,6 +63,7 @@ class RagAnswer:
     question_truncated: bool
     timings: dict[str, float]
     citation_added: bool = False
+    echo_removed: bool = False
     reply_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,11 +193,15 @@ class RagPipeline:
             )
         reply = replies[0]
         messages = list(result["prompt_builder"]["prompt"])
-        text, added = (reply.text or "").strip(), False
+        # The echo goes first: the instruction's own "[1]" must not pass for a citation.
+        text, echoed = strip_prompt_echo(
+            (reply.text or "").strip(), question=question, instruction=ANSWER_INSTRUCTION
+        )
+        added = False
         if text:
             text, added = ensure_citation(text, len(documents))
-        else:  # nothing generated (it happens with tiny models): say so rather than post an empty message
-            text = self.not_found_text
+        else:  # nothing but the prompt (it happens with tiny models): say so rather than post nothing
+            text = NO_ANSWER_TEXT
         return RagAnswer(
             text=text,
             documents=documents,
@@ -195,5 +213,6 @@ class RagPipeline:
             question_truncated=truncated,
             timings=timings,
             citation_added=added,
+            echo_removed=echoed,
             reply_meta=dict(reply.meta),
         )

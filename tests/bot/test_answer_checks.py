@@ -13,6 +13,8 @@ import pytest
 
 from bot.service import Tanya
 from bot.settings import Settings
+from retrieval.rag import NO_ANSWER_TEXT
+from storage.interactions import get_interaction
 from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
 
 QUESTION = "How many days of annual leave do employees get?"
@@ -58,3 +60,28 @@ def test_citing_a_source_that_was_not_given_is_flagged(bot: Tanya, vllm: FakeVll
     ]
     assert answer.as_json()["notices"] == answer.notices
     assert answer.text == "24 days [1], or 30 in Bali [4] [7] [4].", "the answer itself is left as written"
+
+
+ECHO = f"Question: {QUESTION}\nAnswer in one sentence from the sources and cite the source number like [1]."
+
+
+def test_an_echoed_prompt_is_removed_before_it_is_shown_or_stored(bot: Tanya, vllm: FakeVllm) -> None:
+    _answering(vllm, f"{ECHO}\nEvery employee gets 24 days [1].")
+    streamed: list[str] = []
+    answer = bot.ask(QUESTION, streaming_callback=lambda chunk: streamed.append(chunk.content or ""))
+    assert "Answer in one sentence" in "".join(streamed), "the stream shows what the model wrote"
+    assert answer.text == "Every employee gets 24 days [1]." and answer.echo_removed
+    with bot.database.session() as session:
+        stored = get_interaction(session, answer.interaction_id)
+        assert stored is not None and stored.answer == answer.text, "training must not learn the echo"
+
+
+def test_a_reply_that_is_only_the_echo_says_so_and_gets_no_borrowed_citation(
+    bot: Tanya, vllm: FakeVllm
+) -> None:
+    _answering(vllm, ECHO)
+    answer = bot.ask(QUESTION)
+    assert answer.found and answer.echo_removed
+    # The instruction's "[1]" was not taken for the model citing a source.
+    assert answer.text == NO_ANSWER_TEXT and not answer.citation_added
+    assert len(answer.sources) == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
 from tests.conftest import REPO_ROOT
 
 TANYA = [sys.executable, "-m", "bot"]
@@ -181,3 +182,19 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert first.returncode == 0 and "Upgraded" in first.stdout
     second = run("db", "upgrade")
     assert second.returncode == 0 and "up to date" in second.stdout
+
+
+def test_a_streamed_echo_of_the_prompt_is_followed_by_the_answer_without_it(run: Run, vllm: FakeVllm) -> None:
+    question = "How do I correct a wrong answer?"
+    vllm.answer_for = lambda model: (  # type: ignore[method-assign]
+        f"Question: {question} Answer in one sentence from the sources and cite the source number "
+        "like [1]. Type !fix and the better answer [1]."
+    )
+    result = run(
+        "ask", question, env={"TANYA_GENERATOR": f"{vllm.url}/v1", "TANYA_GENERATOR_MODEL": BASE_MODEL}
+    )
+    assert result.returncode == 0, result.stderr
+    streamed, _, rest = result.stdout.partition("The model repeated the question or the instructions.")
+    assert "Answer in one sentence" in streamed, result.stdout
+    assert rest.split("\n")[1] == "Type !fix and the better answer [1].", result.stdout
+    assert "Answer in one sentence" not in rest

@@ -1,0 +1,42 @@
+"""Removes the prompt's own words from a reply: the instruction, a restated question, an "Answer:" label.
+
+A small model sometimes continues the prompt instead of answering it, and writes "Question: How do I …?
+Answer in one sentence from the sources and cite the source number like [1]." before (or instead of) its
+answer. Shown to a user, that reads as the bot talking to itself; stored, it would teach the next adapter
+to do the same; and the instruction's "[1]" would pass for a citation. Only the prompt's exact words are
+removed (case and spacing aside), so an answer that merely mentions the question's topic is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LABEL = r"(?:question|pertanyaan)\s*:\s*"
+_ANSWER_LABEL = re.compile(r"^\s*(?:answer|jawaban)\s*:\s*", re.IGNORECASE)
+
+
+def _loose(text: str) -> str:
+    """A pattern for `text` that ignores case (set by the caller), runs of spaces and a final full stop."""
+    words = text.strip().rstrip(".").split()
+    return r"\s+".join(re.escape(word) for word in words) + r"\.?"
+
+
+def strip_prompt_echo(text: str, *, question: str, instruction: str) -> tuple[str, bool]:
+    """`text` without echoed prompt lines, and whether anything was removed.
+
+    Removed: the instruction wherever it appears; at the start, the question with or without a
+    "Question:" label, and an "Answer:" label. What is left may be empty: the model wrote nothing else.
+    """
+    cleaned = text
+    if instruction.strip():
+        cleaned = re.sub(_loose(instruction), " ", cleaned, flags=re.IGNORECASE)
+    # Only a labelled question is removed anywhere; a bare one only at the start, where it is an echo
+    # rather than part of a sentence.
+    if question.strip():
+        cleaned = re.sub(_LABEL + _loose(question), " ", cleaned, flags=re.IGNORECASE)
+        cleaned = re.sub(r"^\s*" + _loose(question), " ", cleaned, flags=re.IGNORECASE)
+    cleaned = _ANSWER_LABEL.sub("", cleaned)
+    if cleaned == text:
+        return text, False
+    lines = [re.sub(r"(?<=\S) {2,}(?=\S)", " ", line).strip() for line in cleaned.splitlines()]
+    return "\n".join(line for line in lines if line), True

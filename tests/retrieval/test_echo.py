@@ -1,0 +1,66 @@
+"""Echoed prompt words are removed from a reply, and nothing else is."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.echo import strip_prompt_echo
+from retrieval.prompt import ANSWER_INSTRUCTION
+
+QUESTION = "How do I correct a wrong answer?"
+
+
+def _strip(text: str) -> tuple[str, bool]:
+    return strip_prompt_echo(text, question=QUESTION, instruction=ANSWER_INSTRUCTION)
+
+
+def test_the_echo_seen_in_the_demo_leaves_nothing() -> None:
+    reply = (
+        "Question: How do I correct a wrong answer? "
+        "Answer in one sentence from the sources and cite the source number like [1]."
+    )
+    assert _strip(reply) == ("", True)
+
+
+def test_the_answer_after_an_echo_is_kept() -> None:
+    reply = (
+        "Question: how do I correct a  wrong answer?\n"
+        "answer in one sentence from the sources and cite the source number like [1]\n"
+        "Answer: Type !fix followed by the better answer [2]."
+    )
+    assert _strip(reply) == ("Type !fix followed by the better answer [2].", True)
+
+
+def test_an_instruction_in_the_middle_is_removed_and_the_sentences_joined() -> None:
+    reply = (
+        "Use !fix [1]. Answer in one sentence from the sources and cite the source number like [1]. "
+        "Votes count too [2]."
+    )
+    assert _strip(reply) == ("Use !fix [1]. Votes count too [2].", True)
+
+
+def test_a_bare_question_is_removed_only_at_the_start() -> None:
+    assert _strip("How do I correct a wrong answer? With !fix [1].") == ("With !fix [1].", True)
+    mention = "You asked how do I correct a wrong answer? With !fix [1]."
+    assert _strip(mention) == (mention, False)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Type !fix followed by the better answer [1].",
+        "To correct a wrong answer, type !fix [1].",
+        "The answer is in the sources:\n\n- first [1]\n- second [2]",
+    ],
+)
+def test_an_answer_without_an_echo_is_left_exactly_as_written(reply: str) -> None:
+    assert _strip(reply) == (reply, False)
+
+
+def test_an_indonesian_label_is_removed() -> None:
+    question = "Kapan Jakarta didirikan?"
+    reply = "Pertanyaan: Kapan Jakarta didirikan?\nJawaban: Pada tahun 1527 [1]."
+    assert strip_prompt_echo(reply, question=question, instruction=ANSWER_INSTRUCTION) == (
+        "Pada tahun 1527 [1].",
+        True,
+    )
