@@ -1,18 +1,23 @@
-"""Removes the prompt's own words from a reply: the instruction, a restated question, an "Answer:" label.
+"""Removes the prompt's own words from a reply: its fixed texts, a restated question, bare labels.
 
-A small model sometimes continues the prompt instead of answering it, and writes "Question: How do I …?
-Answer in one sentence from the sources and cite the source number like [1]." before (or instead of) its
-answer. Shown to a user, that reads as the bot talking to itself; stored, it would teach the next adapter
-to do the same; and the instruction's "[1]" would pass for a citation. Only the prompt's exact words are
-removed (case and spacing aside), so an answer that merely mentions the question's topic is left alone.
+A small model sometimes continues the prompt instead of answering it. SmolLM2 writes "Question: How do I
+…? Answer in one sentence from the sources and cite the source number like [1]." before (or instead of)
+its answer; the base Gemma 3 270M, before any adapter has taught it turns, repeats the system prompt and
+"Sources:". Shown to a user, that reads as the bot talking to itself; stored, it would teach the next
+adapter to do the same; and the instruction's "[1]" would pass for a citation. Only the prompt's exact
+words are removed (case and spacing aside), so an answer that merely mentions the question's topic is
+left alone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-_LABEL = r"(?:question|pertanyaan)\s*:\s*"
+_QUESTION_LABEL = r"(?:question|pertanyaan)\s*:\s*"
 _ANSWER_LABEL = re.compile(r"^\s*(?:answer|jawaban)\s*:\s*", re.IGNORECASE)
+_SOURCES_LABEL = re.compile(r"^\s*(?:sources|sumber)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
+_CITATION = re.compile(r"\[\d{1,3}\]")
 
 
 def _loose(text: str) -> str:
@@ -21,22 +26,28 @@ def _loose(text: str) -> str:
     return r"\s+".join(re.escape(word) for word in words) + r"\.?"
 
 
-def strip_prompt_echo(text: str, *, question: str, instruction: str) -> tuple[str, bool]:
-    """`text` without echoed prompt lines, and whether anything was removed.
+def strip_prompt_echo(text: str, *, question: str, prompt_texts: Sequence[str]) -> tuple[str, bool]:
+    """`text` without echoed prompt words, and whether anything was removed.
 
-    Removed: the instruction wherever it appears; at the start, the question with or without a
-    "Question:" label, and an "Answer:" label. What is left may be empty: the model wrote nothing else.
+    Removed: each of `prompt_texts` (the system prompt, the instruction) wherever it appears; at the
+    start, the question with or without a "Question:" label, and an "Answer:" label; a line that is only
+    "Sources:". What is left may be empty: the model wrote nothing else, or only citation markers.
     """
     cleaned = text
-    if instruction.strip():
-        cleaned = re.sub(_loose(instruction), " ", cleaned, flags=re.IGNORECASE)
+    for fixed in prompt_texts:
+        if fixed.strip():
+            cleaned = re.sub(_loose(fixed), " ", cleaned, flags=re.IGNORECASE)
     # Only a labelled question is removed anywhere; a bare one only at the start, where it is an echo
     # rather than part of a sentence.
     if question.strip():
-        cleaned = re.sub(_LABEL + _loose(question), " ", cleaned, flags=re.IGNORECASE)
+        cleaned = re.sub(_QUESTION_LABEL + _loose(question), " ", cleaned, flags=re.IGNORECASE)
         cleaned = re.sub(r"^\s*" + _loose(question), " ", cleaned, flags=re.IGNORECASE)
+    cleaned = _SOURCES_LABEL.sub("", cleaned)
     cleaned = _ANSWER_LABEL.sub("", cleaned)
     if cleaned == text:
         return text, False
     lines = [re.sub(r"(?<=\S) {2,}(?=\S)", " ", line).strip() for line in cleaned.splitlines()]
-    return "\n".join(line for line in lines if line), True
+    cleaned = "\n".join(line for line in lines if line)
+    if not any(character.isalnum() for character in _CITATION.sub("", cleaned)):
+        return "", True  # "[1]" after an echo cites nothing the model wrote
+    return cleaned, True

@@ -32,6 +32,7 @@ from retrieval.citations import ensure_citation
 from retrieval.echo import strip_prompt_echo
 from retrieval.prompt import (
     ANSWER_INSTRUCTION,
+    SYSTEM_PROMPT,
     bound_history,
     make_prompt_builder,
     messages_to_json,
@@ -195,7 +196,9 @@ class RagPipeline:
         messages = list(result["prompt_builder"]["prompt"])
         # The echo goes first: the instruction's own "[1]" must not pass for a citation.
         text, echoed = strip_prompt_echo(
-            (reply.text or "").strip(), question=question, instruction=ANSWER_INSTRUCTION
+            (reply.text or "").strip(),
+            question=question,
+            prompt_texts=(SYSTEM_PROMPT, ANSWER_INSTRUCTION),
         )
         added = False
         if text:

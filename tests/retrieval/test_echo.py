@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from retrieval.echo import strip_prompt_echo
-from retrieval.prompt import ANSWER_INSTRUCTION
+from retrieval.prompt import ANSWER_INSTRUCTION, SYSTEM_PROMPT
 
 QUESTION = "How do I correct a wrong answer?"
 
 
 def _strip(text: str) -> tuple[str, bool]:
-    return strip_prompt_echo(text, question=QUESTION, instruction=ANSWER_INSTRUCTION)
+    return strip_prompt_echo(text, question=QUESTION, prompt_texts=(SYSTEM_PROMPT, ANSWER_INSTRUCTION))
 
 
 def test_the_echo_seen_in_the_demo_leaves_nothing() -> None:
@@ -60,7 +60,20 @@ def test_an_answer_without_an_echo_is_left_exactly_as_written(reply: str) -> Non
 def test_an_indonesian_label_is_removed() -> None:
     question = "Kapan Jakarta didirikan?"
     reply = "Pertanyaan: Kapan Jakarta didirikan?\nJawaban: Pada tahun 1527 [1]."
-    assert strip_prompt_echo(reply, question=question, instruction=ANSWER_INSTRUCTION) == (
+    assert strip_prompt_echo(reply, question=question, prompt_texts=(ANSWER_INSTRUCTION,)) == (
         "Pada tahun 1527 [1].",
+        True,
+    )
+
+
+def test_the_base_gemma_echo_of_the_system_prompt_leaves_nothing() -> None:
+    # What the untrained Gemma 3 270M wrote for every question of the Indonesian closed-loop run.
+    reply = f"{SYSTEM_PROMPT}\n\nSources:\n[1]"
+    assert _strip(reply) == ("", True)
+
+
+def test_citation_markers_stay_with_words_after_an_echo() -> None:
+    assert _strip(f"{SYSTEM_PROMPT}\nSources:\nNektar adalah cairan manis [1].") == (
+        "Nektar adalah cairan manis [1].",
         True,
     )
