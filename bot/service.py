@@ -77,7 +77,7 @@ class Answer:
 
 
 def _sources(documents: Sequence[Any], question: str) -> list[Source]:
-    sources = []
+    sources: list[Source] = []
     for number, document in enumerate(documents, start=1):
         meta = document.meta or {}
         sources.append(
@@ -87,7 +87,9 @@ def _sources(documents: Sequence[Any], question: str) -> list[Source]:
                 title=str(meta.get("title") or Path(str(meta.get("source", document.id))).stem),
                 source=str(meta.get("source", "")),
                 score=None if document.score is None else round(float(document.score), 6),
-                excerpt=best_excerpt(question, document.content or ""),
+                excerpt=best_excerpt(
+                    question, document.content or "", quoted=[source.excerpt for source in sources]
+                ),
             )
         )
     return sources

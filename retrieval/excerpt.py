@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 
 DEFAULT_EXCERPT_CHARS = 240
 
@@ -48,12 +49,22 @@ def _clip(text: str, max_chars: int) -> str:
     return text[:cut].rstrip(" ,;:") + "…"
 
 
-def best_excerpt(question: str, passage: str, *, max_chars: int = DEFAULT_EXCERPT_CHARS) -> str:
+def best_excerpt(
+    question: str,
+    passage: str,
+    *,
+    max_chars: int = DEFAULT_EXCERPT_CHARS,
+    quoted: Collection[str] = (),
+) -> str:
     """The sentence of `passage` that shares the most (rare) words with `question`, at most `max_chars`.
 
     The sentences after the best one are added while they fit, because an answer is often in the sentence
     that follows the one repeating the question's words. Returns "" for a passage
     with no words; a passage that shares nothing with the question yields its first sentence.
+
+    `quoted` holds the excerpts already shown for better-ranked sources. Overlapping chunks of one file
+    share sentences, and two sources quoting the same words tell the reader nothing new, so a sentence
+    inside one of them is passed over unless nothing else is left.
     """
     if max_chars < 1:
         raise ValueError("max_chars must be at least 1")
@@ -70,7 +81,13 @@ def best_excerpt(question: str, passage: str, *, max_chars: int = DEFAULT_EXCERP
 
     weights = {word: weight(word) for word in asked if any(word in words for words in sentence_words)}
     scores = [sum(weights.get(word, 0.0) for word in words & asked) for words in sentence_words]
-    best = max(range(count), key=lambda index: (scores[index], -index))
+    shown = [" ".join(text.split()) for text in quoted]
+    fresh = [
+        index
+        for index in range(count)
+        if not any(" ".join(sentences[index].split()) in text for text in shown)
+    ]
+    best = max(fresh or range(count), key=lambda index: (scores[index], -index))
     excerpt = sentences[best]
     for following in sentences[best + 1 :]:
         if len(excerpt) + 1 + len(following) > max_chars:

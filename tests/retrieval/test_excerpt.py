@@ -69,3 +69,17 @@ def test_no_shared_words_quotes_the_beginning_and_no_words_quote_nothing() -> No
     assert best_excerpt("anything", "  \n|---|---|\n ") == ""
     with pytest.raises(ValueError, match="max_chars"):
         best_excerpt("q", "text", max_chars=0)
+
+
+def test_a_sentence_already_quoted_for_a_better_source_is_passed_over() -> None:
+    # Two overlapping chunks of one file: the second repeats the first one's last sentences.
+    first = "Votes are stored with the prompt. An administrator re-trains tanya from this feedback."
+    second = "An administrator re-trains tanya from this feedback. Pairs of votes teach preferences."
+    question = "Who re-trains tanya from feedback?"
+    quote = best_excerpt(question, first, max_chars=60)
+    assert quote == "An administrator re-trains tanya from this feedback."
+    assert best_excerpt(question, second, max_chars=60) == quote, "alone, the same sentence wins"
+    assert best_excerpt(question, second, max_chars=60, quoted=[quote]) == (
+        "Pairs of votes teach preferences."
+    )
+    assert best_excerpt(question, quote, max_chars=60, quoted=[quote]) == quote, "nothing else is left"
