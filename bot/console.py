@@ -51,7 +51,7 @@ def print_answer(answer: Answer, *, streamed: bool) -> None:
         console.print()
         if answer.echo_removed:
             # What streamed included the model's copy of the prompt; show what was kept and stored.
-            console.print("[dim]The model repeated the question or the instructions. Without them:[/]")
+            console.print("[dim]The model repeated part of its prompt. Without it:[/]")
             console.print(answer.text, markup=False)
     for text in answer.notices:
         notice(text)

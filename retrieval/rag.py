@@ -199,6 +199,7 @@ class RagPipeline:
             (reply.text or "").strip(),
             question=question,
             prompt_texts=(SYSTEM_PROMPT, ANSWER_INSTRUCTION),
+            prompt=(messages[-1].text or "") if messages else "",
         )
         added = False
         if text:

@@ -13,6 +13,7 @@ import pytest
 
 from bot.service import Tanya
 from bot.settings import Settings
+from retrieval.prompt import SYSTEM_PROMPT, messages_from_json
 from retrieval.rag import NO_ANSWER_TEXT
 from storage.interactions import get_interaction
 from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
@@ -85,3 +86,20 @@ def test_a_reply_that_is_only_the_echo_says_so_and_gets_no_borrowed_citation(
     # The instruction's "[1]" was not taken for the model citing a source.
     assert answer.text == NO_ANSWER_TEXT and not answer.citation_added
     assert len(answer.sources) == 1
+
+
+def test_the_untrained_gemma_echo_of_system_prompt_and_first_source_leaves_no_answer(
+    bot: Tanya, vllm: FakeVllm
+) -> None:
+    _answering(vllm, "24 days [1].")
+    first = bot.ask(QUESTION)
+    with bot.database.session() as session:
+        stored = get_interaction(session, first.interaction_id)
+        assert stored is not None
+        prompt = messages_from_json(stored.prompt)[-1].text or ""
+    listing = next(line for line in prompt.splitlines() if line.startswith("[1] "))
+    # The copy is cut by the token limit mid-entry, as the base Gemma's was.
+    _answering(vllm, f"{SYSTEM_PROMPT}\n\nSources:\n{listing[:60]}")
+    answer = bot.ask(QUESTION)
+    assert answer.echo_removed and answer.text == NO_ANSWER_TEXT
+    assert answer.sources[0].excerpt.startswith("Every employee gets 24 days")

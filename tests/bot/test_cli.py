@@ -194,7 +194,7 @@ def test_a_streamed_echo_of_the_prompt_is_followed_by_the_answer_without_it(run:
         "ask", question, env={"TANYA_GENERATOR": f"{vllm.url}/v1", "TANYA_GENERATOR_MODEL": BASE_MODEL}
     )
     assert result.returncode == 0, result.stderr
-    streamed, _, rest = result.stdout.partition("The model repeated the question or the instructions.")
+    streamed, _, rest = result.stdout.partition("The model repeated part of its prompt. Without it:")
     assert "Answer in one sentence" in streamed, result.stdout
     assert rest.split("\n")[1] == "Type !fix and the better answer [1].", result.stdout
     assert "Answer in one sentence" not in rest

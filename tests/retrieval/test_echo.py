@@ -77,3 +77,35 @@ def test_citation_markers_stay_with_words_after_an_echo() -> None:
         "Nektar adalah cairan manis [1].",
         True,
     )
+
+
+PROMPT = (
+    "Sources:\n"
+    "[1] Rating answers: Rating answers and correcting them Feedback is how tanya learns what your team\n"
+    "considers a good answer.\n\n"
+    "[2] Leave: Every employee gets 24 days of annual leave a year. Unused days expire in March.\n\n"
+    f"Question: {QUESTION}\n{ANSWER_INSTRUCTION}"
+)
+
+
+def _strip_with_sources(text: str) -> tuple[str, bool]:
+    return strip_prompt_echo(
+        text, question=QUESTION, prompt_texts=(SYSTEM_PROMPT, ANSWER_INSTRUCTION), prompt=PROMPT
+    )
+
+
+def test_a_copied_source_entry_is_an_echo_with_or_without_its_title_and_cut_off() -> None:
+    # What the base Gemma wrote after the system prompt, cut by the token limit mid-sentence.
+    gemma = f"{SYSTEM_PROMPT}\n\nSources:\n[1] Rating answers and correcting them Feedback is how tanya learns what"
+    assert _strip_with_sources(gemma) == ("", True)
+    with_title = "[2] Leave: Every employee gets 24 days of annual leave a year.\nUse !fix [1]."
+    assert _strip_with_sources(with_title) == ("Use !fix [1].", True)
+
+
+def test_a_sentence_quoted_from_a_source_is_an_answer_not_an_echo() -> None:
+    for answer in (
+        "Unused days expire in March [2].",
+        "[2] Unused days expire in March.",
+        "[2] Every employee gets",  # too short to tell
+    ):
+        assert _strip_with_sources(answer) == (answer, False)
