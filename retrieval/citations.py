@@ -27,6 +27,11 @@ def unknown_citations(text: str, source_count: int) -> list[int]:
     return [n for n in _cited_numbers(text) if not 1 <= n <= source_count]
 
 
+def without_citations(text: str) -> str:
+    """`text` with every `[n]` marker removed: what the answer says, apart from where it says it."""
+    return _CITATION.sub("", text)
+
+
 def ensure_citation(text: str, source_count: int) -> tuple[str, bool]:
     """Appends `[1]` when sources were given but `text` cites none of them; says whether it did."""
     if source_count == 0 or cited_sources(text, source_count):

@@ -3,10 +3,10 @@
 A small model sometimes continues the prompt instead of answering it. SmolLM2 writes "Question: How do I
 …? Answer in one sentence from the sources and cite the source number like [1]." before (or instead of)
 its answer; the base Gemma 3 270M, before any adapter has taught it turns, repeats the system prompt,
-"Sources:" and the first numbered source. Shown to a user, that reads as the bot talking to itself; stored, it would teach the next
-adapter to do the same; and the instruction's "[1]" would pass for a citation. Only the prompt's exact
-words are removed (case and spacing aside), so an answer that merely mentions the question's topic is
-left alone.
+"Sources:" and the first numbered source. Shown to a user, that reads as the bot talking to itself;
+stored, it would teach the next adapter to do the same; and the instruction's "[1]" would pass for a
+citation. Only the prompt's exact words are removed (case and spacing aside), so an answer that merely
+mentions the question's topic is left alone.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from retrieval.citations import without_citations
+
 _QUESTION_LABEL = r"(?:question|pertanyaan)\s*:\s*"
 _ANSWER_LABEL = re.compile(r"^\s*(?:answer|jawaban)\s*:\s*", re.IGNORECASE)
 _SOURCES_LABEL = re.compile(r"^\s*(?:sources|sumber)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
-_CITATION = re.compile(r"\[\d{1,3}\]")
 _LISTING = re.compile(r"^\[\d{1,3}\] ", re.MULTILINE)
 # A shorter copy ("[1] Yes.") could match the start of an entry by chance.
 _MIN_LISTING_CHARS = 20
@@ -57,8 +58,8 @@ def strip_prompt_echo(
     start, the question with or without a "Question:" label, and an "Answer:" label; a line that is only
     "Sources:"; a line that starts with a source number and copies the start of a source entry of
     `prompt` (the rendered message with the numbered sources). A sentence quoted from a source is an
-    answer and stays: only the listing's "[n] Title: …" form is an echo. What is left may be empty: the model wrote nothing else, or
-    only citation markers.
+    answer and stays: only the listing's "[n] Title: …" form is an echo. What is left may be empty: the
+    model wrote nothing else, or only citation markers.
     """
     listed = _listed_sources(prompt)
     lines = text.splitlines()
@@ -78,6 +79,6 @@ def strip_prompt_echo(
         return text, False
     lines = [re.sub(r"(?<=\S) {2,}(?=\S)", " ", line).strip() for line in cleaned.splitlines()]
     cleaned = "\n".join(line for line in lines if line)
-    if not any(character.isalnum() for character in _CITATION.sub("", cleaned)):
+    if not any(character.isalnum() for character in without_citations(cleaned)):
         return "", True  # "[1]" after an echo cites nothing the model wrote
     return cleaned, True

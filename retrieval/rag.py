@@ -13,8 +13,8 @@ reported separately from a single pipeline run.
 Citations are post-processed: if the model used sources but its reply names none of them as `[n]`, the top
 source's marker `[1]` is appended. This is a fallback, not a claim that the model used that source; small
 models often leave citations out, and a Slack answer without any pointer to a source cannot be checked.
-Before that, words the model copied from the prompt (the instruction, the question) are removed
-(`retrieval/echo.py`).
+Before that, words the model copied from the prompt (the system prompt, the instruction, the question, a
+numbered source as listed) are removed (`retrieval/echo.py`).
 """
 
 from __future__ import annotations
