@@ -49,7 +49,14 @@ def print_answer(answer: Answer, *, streamed: bool) -> None:
         console.print(answer.text, markup=False)
     else:
         console.print()
-        if answer.echo_removed:
+        if answer.history_dropped:
+            # What streamed was the first reply; the answer kept and stored was written afterwards.
+            console.print(
+                "[dim]That repeated an earlier answer, so tanya answered again without the conversation "
+                "so far:[/]"
+            )
+            console.print(answer.text, markup=False)
+        elif answer.echo_removed:
             # What streamed included the model's copy of the prompt; show what was kept and stored.
             console.print("[dim]The model repeated part of its prompt. Without it:[/]")
             console.print(answer.text, markup=False)

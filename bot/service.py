@@ -63,6 +63,7 @@ class Answer:
     notices: list[str] = field(default_factory=list)
     citation_added: bool = False  # the model cited nothing, so the top source's [1] was appended
     echo_removed: bool = False  # the model repeated the prompt; `text` is without it
+    history_dropped: bool = False  # the first reply repeated an earlier answer; `text` ignores the thread
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -272,6 +273,7 @@ class Tanya:
             notices=notices,
             citation_added=result.citation_added,
             echo_removed=result.echo_removed,
+            history_dropped=result.history_dropped,
         )
 
     def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:

@@ -14,14 +14,16 @@ Citations are post-processed: if the model used sources but its reply names none
 source's marker `[1]` is appended. This is a fallback, not a claim that the model used that source; small
 models often leave citations out, and a Slack answer without any pointer to a source cannot be checked.
 Before that, words the model copied from the prompt (the system prompt, the instruction, the question, a
-numbered source as listed) are removed (`retrieval/echo.py`).
+numbered source as listed) are removed (`retrieval/echo.py`). In a thread, an answer that repeats an earlier
+answer instead of answering the new question (`retrieval/history_copy.py`) is written again without the
+thread's earlier turns: an answer that ignores the thread is better than one that ignores the question.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from haystack import Document, Pipeline, component
@@ -30,6 +32,7 @@ from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from retrieval.citations import ensure_citation
 from retrieval.echo import strip_prompt_echo
+from retrieval.history_copy import copied_from_earlier
 from retrieval.prompt import (
     ANSWER_INSTRUCTION,
     SYSTEM_PROMPT,
@@ -65,6 +68,8 @@ class RagAnswer:
     timings: dict[str, float]
     citation_added: bool = False
     echo_removed: bool = False
+    # The first reply repeated an earlier answer of the thread; this one was written without the thread.
+    history_dropped: bool = False
     reply_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,16 +163,39 @@ class RagPipeline:
         """Answers `question`; `history` is the thread so far as (user, assistant) pairs, oldest first."""
         if not question or not question.strip():
             raise ValueError("question must not be empty")
+        turns = bound_history(history, max_turns=self.max_history_turns)
+        result = self._answer_once(question, turns, streaming_callback, top_k)
+        # tanya's own fixed texts repeat by design; only what the model wrote counts.
+        earlier = [answer for _, answer in turns if answer not in (self.not_found_text, NO_ANSWER_TEXT)]
+        if (
+            earlier
+            and result.found
+            and result.messages
+            and copied_from_earlier(result.text, earlier, sources=result.messages[-1].text or "")
+        ):
+            # Not streamed: what streamed already is replaced by the final text (Slack) or shown again
+            # under a note (the CLI).
+            again = self._answer_once(question, [], None, top_k)
+            timings = {
+                key: result.timings.get(key, 0.0) + again.timings.get(key, 0.0) for key in again.timings
+            }
+            return replace(again, history_dropped=True, timings=timings)
+        return result
+
+    def _answer_once(
+        self,
+        question: str,
+        history: list[tuple[str, str]],
+        streaming_callback: Callable[[StreamingChunk], None] | None,
+        top_k: int | None,
+    ) -> RagAnswer:
         started = time.perf_counter()
         question, truncated = truncate_question(question, self.max_question_chars)
         data: dict[str, dict[str, Any]] = {
             name: dict(inputs) for name, inputs in self.search_inputs(question, top_k).items()
         }
         data["router"] = {"not_found_text": self.not_found_text}
-        data["prompt_builder"] = {
-            "question": question,
-            "history": bound_history(history, max_turns=self.max_history_turns),
-        }
+        data["prompt_builder"] = {"question": question, "history": history}
         if streaming_callback is not None:
             data["llm"] = {"streaming_callback": streaming_callback}
         result = self.pipeline.run(data, include_outputs_from={"clock", "router", "prompt_builder", "llm"})

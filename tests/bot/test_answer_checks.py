@@ -103,3 +103,39 @@ def test_the_untrained_gemma_echo_of_system_prompt_and_first_source_leaves_no_an
     answer = bot.ask(QUESTION)
     assert answer.echo_removed and answer.text == NO_ANSWER_TEXT
     assert answer.sources[0].excerpt.startswith("Every employee gets 24 days")
+
+
+def _turns_in_last_request(vllm: FakeVllm) -> int:
+    return len(vllm.calls("/v1/chat/completions")[-1]["messages"])
+
+
+UNGROUNDED = "Leave is approved by the people team within one week of the request [1]."
+
+
+def test_a_follow_up_that_repeats_the_last_answer_is_answered_again_without_the_thread(
+    bot: Tanya, vllm: FakeVllm
+) -> None:
+    # With the thread in the prompt (system, user, assistant, user) the model repeats itself.
+    vllm.answer_for = lambda model: UNGROUNDED if _turns_in_last_request(vllm) > 2 else "In March [1]."  # type: ignore[method-assign]
+    streamed: list[str] = []
+    answer = bot.ask(
+        "When do unused days expire?",
+        history=[(QUESTION, UNGROUNDED)],
+        streaming_callback=lambda chunk: streamed.append(chunk.content or ""),
+    )
+    assert answer.text == "In March [1]." and answer.history_dropped
+    assert "people team" in "".join(streamed), "only the first reply streams"
+    with bot.database.session() as session:
+        stored = get_interaction(session, answer.interaction_id)
+        assert stored is not None and stored.answer == "In March [1]."
+        # What is stored for training is the prompt that produced the answer: without the thread.
+        assert [m.role.value for m in messages_from_json(stored.prompt)] == ["system", "user"]
+
+
+def test_a_follow_up_may_repeat_what_its_sources_say(bot: Tanya, vllm: FakeVllm) -> None:
+    grounded = "Every employee gets 24 days of annual leave a year [1]."
+    _answering(vllm, grounded)
+    answer = bot.ask("And how many days do part-timers get?", history=[(QUESTION, grounded)])
+    assert answer.text == grounded and not answer.history_dropped
+    assert len(vllm.calls("/v1/chat/completions")) == 1
+    assert _turns_in_last_request(vllm) == 4, "the thread was in the prompt"
