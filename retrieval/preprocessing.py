@@ -6,12 +6,13 @@ from haystack import Pipeline
 from haystack.components.preprocessors import DocumentCleaner, DocumentSplitter
 
 from retrieval.config import RetrievalConfig
+from retrieval.paragraphs import ParagraphWhitespace
 from retrieval.repair import MojibakeRepairer
 
 
 def build_preprocessing_pipeline(config: RetrievalConfig) -> Pipeline:
     """
-    repair -> cleaner -> splitter: one converted Document in, its chunks out.
+    repair -> cleaner [-> paragraphs] -> splitter: one converted Document in, its chunks out.
 
     Public so that benchmarks chunk text exactly as ingestion does.
     """
@@ -22,8 +23,9 @@ def build_preprocessing_pipeline(config: RetrievalConfig) -> Pipeline:
         "cleaner",
         DocumentCleaner(
             # Blank lines separate passages, and newlines lines; keep them when splitting on them.
-            remove_empty_lines=config.split_by != "passage",
-            remove_extra_whitespaces=not keep_lines,
+            # Otherwise `ParagraphWhitespace` collapses whitespace but keeps the paragraphs apart.
+            remove_empty_lines=config.split_by == "line",
+            remove_extra_whitespaces=False,
             # HTML comments in Markdown are invisible to readers (often tool metadata).
             remove_regex=r"(?s)<!--.*?-->",
         ),
@@ -37,5 +39,10 @@ def build_preprocessing_pipeline(config: RetrievalConfig) -> Pipeline:
         ),
     )
     pipeline.connect("repair.documents", "cleaner.documents")
-    pipeline.connect("cleaner.documents", "splitter.documents")
+    if keep_lines:
+        pipeline.connect("cleaner.documents", "splitter.documents")
+    else:
+        pipeline.add_component("paragraphs", ParagraphWhitespace())
+        pipeline.connect("cleaner.documents", "paragraphs.documents")
+        pipeline.connect("paragraphs.documents", "splitter.documents")
     return pipeline

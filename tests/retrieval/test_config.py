@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.config import CALIBRATED_MIN_SIMILARITY, RetrievalConfig
+from retrieval.config import CALIBRATED_MIN_SIMILARITY, CHUNK_FORMAT, RetrievalConfig
 
 
 def test_defaults_are_the_embedded_multilingual_setup() -> None:
@@ -61,3 +61,5 @@ def test_fingerprint_changes_with_what_shapes_chunks_only() -> None:
     assert replace(base, top_k=9).ingest_fingerprint == base.ingest_fingerprint
     assert replace(base, embedder="minilm").ingest_fingerprint != base.ingest_fingerprint
     assert replace(base, split_length=100).ingest_fingerprint != base.ingest_fingerprint
+    # A release that chunks differently re-ingests: the chunk format is part of the fingerprint.
+    assert base.ingest_fingerprint.endswith(f"|{CHUNK_FORMAT}")

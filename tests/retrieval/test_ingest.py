@@ -247,3 +247,14 @@ def test_a_converter_crash_skips_only_that_file(
     report = ingestor.run([docs_dir])
     assert report.files_indexed == 4
     assert report.files_skipped == [(docs_dir / "vpn.html", "could not be converted: parser exploded")]
+
+
+def test_chunks_keep_headings_and_paragraphs_apart(tmp_path: Path, config: RetrievalConfig) -> None:
+    page = tmp_path / "leave.md"
+    page.write_text(
+        "# Leave\n\n## Carry-over\n\nUnused days\nexpire   in March.\n\n- one\n- two\n", encoding="utf-8"
+    )
+    store = open_document_store(config)
+    Ingestor(store=store, config=config).run([page])
+    (chunk,) = _by_source(store, page)
+    assert chunk.content == "Leave\n\nCarry-over\n\nUnused days expire in March.\n\none two"
