@@ -54,8 +54,9 @@ def strip_prompt_echo(
 ) -> tuple[str, bool]:
     """`text` without echoed prompt words, and whether anything was removed.
 
-    Removed: each of `prompt_texts` (the system prompt, the instruction) wherever it appears; at the
-    start, the question with or without a "Question:" label, and an "Answer:" label; a line that is only
+    Removed: each of `prompt_texts` (the system prompt, the instruction) wherever it appears; a line
+    that is only the question (after source numbers or a "Question:" label, if any); at the start, the
+    question with or without a "Question:" label, and an "Answer:" label; a line that is only
     "Sources:"; a line that starts with a source number and copies the start of a source entry of
     `prompt` (the rendered message with the numbered sources). A sentence quoted from a source is an
     answer and stays: only the listing's "[n] Title: …" form is an echo. What is left may be empty: the
@@ -71,6 +72,15 @@ def strip_prompt_echo(
     # Only a labelled question is removed anywhere; a bare one only at the start, where it is an echo
     # rather than part of a sentence.
     if question.strip():
+        # A line that is nothing but the question (numbered like a source, say) is an echo anywhere.
+        alone = (
+            r"^[^\S\n]*(?:\[\d{1,3}\][^\S\n]*)*(?:"
+            + _QUESTION_LABEL
+            + r")?"
+            + _loose(question)
+            + r"[^\S\n]*$"
+        )
+        cleaned = re.sub(alone, "", cleaned, flags=re.IGNORECASE | re.MULTILINE)
         cleaned = re.sub(_QUESTION_LABEL + _loose(question), " ", cleaned, flags=re.IGNORECASE)
         cleaned = re.sub(r"^\s*" + _loose(question), " ", cleaned, flags=re.IGNORECASE)
     cleaned = _SOURCES_LABEL.sub("", cleaned)

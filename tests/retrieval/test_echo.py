@@ -45,6 +45,12 @@ def test_a_bare_question_is_removed_only_at_the_start() -> None:
     assert _strip(mention) == (mention, False)
 
 
+def test_a_line_that_is_only_the_question_is_removed_anywhere() -> None:
+    # What the bundled model wrote for `make demo` once chunks kept their paragraphs.
+    reply = "Use the chat.\n[1] How do I correct a wrong answer?\nThe answer is: type !fix [2]."
+    assert _strip(reply) == ("Use the chat.\nThe answer is: type !fix [2].", True)
+
+
 @pytest.mark.parametrize(
     "reply",
     [
