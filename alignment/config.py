@@ -106,6 +106,14 @@ class AlignmentConfig:
 
     # --- optimisation ---------------------------------------------------------------------------
     batch_size: int | None = field(default=None, metadata={"help": "Rows per device step. None: by device."})
+    cpu_bf16: bool = field(
+        default=False,
+        metadata={
+            "help": "CPU only: compute the matrix products in bf16 (autocast); the LoRA weights stay fp32. "
+            "Faster where the CPU has native bf16 (AVX512-BF16 or AMX; see benchmarks/train_step_cpu.py), "
+            "slower where it does not. Off by default: the published closed-loop numbers are fp32."
+        },
+    )
     gradient_accumulation_steps: int = field(
         default=1, metadata={"help": "Steps accumulated per optimizer update."}
     )

@@ -121,7 +121,7 @@ def _common_args(
         "seed": config.seed,
         "data_seed": config.seed,
         "use_cpu": not cuda,
-        "bf16": cuda,
+        "bf16": cuda or config.cpu_bf16,
         "dataloader_num_workers": 0,
         "max_length": config.max_length,
         # Every LoRA weight takes part in every step, so DDP need not search for unused ones (the search

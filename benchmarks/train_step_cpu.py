@@ -1,13 +1,16 @@
 """Seconds per SFT, DPO and KTO step, and peak RSS, for the bundled SmolLM2-135M on the CPU.
 
     .venv/bin/python benchmarks/train_step_cpu.py [--runs 256:1 1024:1 256:2] [--steps 4] [--batch 2]
+    .venv/bin/python benchmarks/train_step_cpu.py --runs 768:2 768:2:bf16 --name train_step_cpu_bf16
 
 Runs the same code as ``tanya retrain`` (alignment.train.train_adapter with the CPU defaults: fp32,
 LoRA r=16 on all linear layers) on synthetic rows whose prompt + answer fill the given token length,
 ``--steps`` steps per stage plus one warm-up step that is not counted. Each run is LENGTH:THREADS
-(torch threads; the CPU default is all cores but one) in a fresh child process, so that its peak RSS
+(torch threads; the CPU default is all cores but one), or LENGTH:THREADS:bf16 for ``cpu_bf16`` (bf16
+autocast), in a fresh child process, so that its peak RSS
 (getrusage) is its own. The machine's load average is recorded because the cores may be shared: with
-more threads than free cores, torch's threads wait on each other. Writes ``benchmarks/results/train_step_cpu.json``.
+more threads than free cores, torch's threads wait on each other. Writes ``benchmarks/results/<name>.json``
+(``--name``, default ``train_step_cpu``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def _rows(tokenizer, length: int, count: int) -> dict[str, list[dict]]:  # type:
     return {"sft": sft, "dpo": dpo, "kto": kto}
 
 
-def measure(length: int, threads: int, steps: int, batch: int) -> dict:
+def measure(length: int, threads: int, steps: int, batch: int, *, bf16: bool = False) -> dict:
     """One length in this process: train SFT, DPO and KTO for ``steps + 1`` steps each."""
     from alignment.config import AlignmentConfig
     from alignment.datasets import SplitRows
@@ -79,6 +82,7 @@ def measure(length: int, threads: int, steps: int, batch: int) -> dict:
             max_length=length + 8,
             sft_max_steps=steps + 1,
             preference_max_steps=steps + 1,
+            cpu_bf16=bf16,
         ),
         checkpoint,
     )
@@ -112,20 +116,35 @@ def measure(length: int, threads: int, steps: int, batch: int) -> dict:
         "wall_seconds": round(total, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": __import__("torch").get_num_threads(),
+        "precision": "bf16 autocast (cpu_bf16)" if bf16 else "fp32",
         "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "targets": config.target_modules},
     }
 
 
+def _bf16_flags() -> list[str]:
+    """The CPU's native bf16 instructions, which decide whether bf16 autocast is faster (Linux only)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].splitlines()[0].split()
+    except (OSError, IndexError):
+        return []
+    return sorted(flag for flag in flags if "bf16" in flag)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=["256:1", "1024:1", "256:2"], help="LENGTH:THREADS")
+    parser.add_argument(
+        "--runs", nargs="+", default=["256:1", "1024:1", "256:2"], help="LENGTH:THREADS[:bf16]"
+    )
+    parser.add_argument("--name", default="train_step_cpu", help="result file name, without .json")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        length, threads = (int(part) for part in args.child.split(":"))
-        print(json.dumps(measure(length, threads, args.steps, args.batch)))
+        length, threads, *precision = args.child.split(":")
+        print(
+            json.dumps(measure(int(length), int(threads), args.steps, args.batch, bf16=precision == ["bf16"]))
+        )
         return
     runs = []
     for spec in args.runs:
@@ -151,9 +170,10 @@ def main() -> None:
         runs.append(run)
         print(json.dumps(run))
     path = write_result(
-        "train_step_cpu",
+        args.name,
         {
-            "model": "SmolLM2-135M-Instruct (bundled, fp32, CPU)",
+            "model": "SmolLM2-135M-Instruct (bundled, CPU)",
+            "cpu_flags": _bf16_flags(),
             "setup": "alignment.train.train_adapter with the CPU defaults; synthetic grounded rows; "
             "first step of each stage not counted",
             "runs": runs,
