@@ -32,6 +32,7 @@ def _training_setup(service: Tanya):  # type: ignore[no-untyped-def]
     config = AlignmentConfig(
         include_private=settings.train_on_private,
         device=settings.train_device,
+        cpu_bf16=settings.train_cpu_bf16,
         min_sft_rows=settings.train_min_answers,
         gate_margin=settings.gate_margin,
         regression_tolerance=settings.gate_regression_tolerance,

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     train_device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the worker trains: auto (CUDA if present), cpu or cuda (QLoRA)."
     )
+    train_cpu_bf16: bool = Field(
+        default=False,
+        description="CPU training with bf16 autocast: faster on CPUs with native bf16 (AVX512-BF16, AMX).",
+    )
     train_min_answers: int = Field(
         default=8, ge=1, description="Fewer 👍 answers + corrections than this: 'not enough feedback yet'."
     )
