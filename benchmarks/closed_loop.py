@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/closed_loop.py --quick --language id
     .venv/bin/python benchmarks/closed_loop.py --quick --language id --generator gemma3-270m \
         --feedback 200 --few-shot 0 --variant gemma-f200-E2 --train-set sft_epochs=2   # ~90 min
+    .venv/bin/python benchmarks/closed_loop.py --quick --language en --generator gemma3-270m \
+        --feedback 200 --few-shot 0 --variant gemma-f200-E2 --train-set sft_epochs=2   # ~110 min
     .venv/bin/python benchmarks/closed_loop.py --quick --language en --scenario poisoned
     .venv/bin/python benchmarks/closed_loop.py --language en --rounds 3     # full mode, meant for a GPU
     # the same feedback, re-trained with other settings (docs/closed-loop.md):
