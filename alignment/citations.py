@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alignment.feedback import normalize_question
 
 CITATION = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
-# The grounded prompt lists sources as "[n] Title: text" lines, then "Question: …" (retrieval.prompt).
+# The grounded prompt lists sources as "[n] Title: text" lines, then "Question: …" (retrieval.answering.prompt).
 _SOURCE = re.compile(r"^\[(\d+)\] (.*?)(?=^\[\d+\] |^Question: |\Z)", re.MULTILINE | re.DOTALL)
 
 

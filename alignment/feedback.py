@@ -44,7 +44,7 @@ def message_text(message: dict[str, Any]) -> str:
 
 def stored_messages(messages: Sequence[dict[str, Any]] | None, prompt: str) -> list[dict[str, str]]:
     """The prompt messages of an interaction: its ``messages`` column, else its prompt when that holds
-    the messages as JSON (how ``retrieval.rag`` stores them)."""
+    the messages as JSON (how ``retrieval.answering.pipeline`` stores them)."""
     if messages:
         return plain_messages(messages)
     try:

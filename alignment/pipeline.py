@@ -64,7 +64,7 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class RunPaths:
-    base_model: Path  # the converted checkpoint (retrieval.checkpoint.ensure_checkpoint)
+    base_model: Path  # the converted checkpoint (retrieval.generation.checkpoint.ensure_checkpoint)
     adapters_dir: Path
 
 

@@ -1,7 +1,7 @@
 """The fixed regression set: questions about tanya whose answers the user guide states.
 
 Each row carries the passage that answers it, so scoring needs no document index and gives the same
-numbers on every machine. The prompt is the bot's own (``retrieval.prompt``: numbered sources, then the
+numbers on every machine. The prompt is the bot's own (``retrieval.answering.prompt``: numbered sources, then the
 question), so a candidate that stops trusting its sources shows up here.
 """
 
@@ -17,10 +17,10 @@ REGRESSION_FILE = Path(__file__).parent / "data" / "regression.jsonl"
 
 
 def grounded_messages(question: str, passages: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """The bot's own grounded prompt (``retrieval.prompt``) for ``question`` over (title, text) passages."""
+    """The bot's own grounded prompt (``retrieval.answering.prompt``) for ``question`` over (title, text) passages."""
     from haystack import Document
 
-    from retrieval.prompt import make_prompt_builder
+    from retrieval.answering.prompt import make_prompt_builder
 
     documents = [Document(content=text, meta={"title": title}) for title, text in passages]
     messages = make_prompt_builder().run(documents=documents, question=question)["prompt"]

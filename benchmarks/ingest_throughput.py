@@ -40,7 +40,7 @@ def raw_encoder(embedder: str):
     if embedder == "minilm":
         from sentence_transformers import SentenceTransformer
 
-        from retrieval.embedders import minilm_model_path
+        from retrieval.search.embedders import minilm_model_path
 
         model = SentenceTransformer(minilm_model_path(), device="cpu", local_files_only=True)
         return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
@@ -52,8 +52,8 @@ def raw_encoder(embedder: str):
 
 def measure(embedder: str, folder: Path) -> dict[str, object]:
     from retrieval.config import RetrievalConfig
-    from retrieval.ingest import Ingestor
-    from retrieval.stores import open_document_store
+    from retrieval.ingestion.ingest import Ingestor
+    from retrieval.stores.document_store import open_document_store
 
     with tempfile.TemporaryDirectory() as home:
         config = RetrievalConfig(data_dir=Path(home), embedder=embedder)

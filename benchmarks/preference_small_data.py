@@ -118,7 +118,7 @@ def main() -> None:
     from alignment.model import load_base_model, load_tokenizer, resolve_config
     from alignment.progress import RunMonitor, TrainingLog
     from alignment.train import StagePlan, train_adapter
-    from retrieval.checkpoint import ensure_checkpoint
+    from retrieval.generation.checkpoint import ensure_checkpoint
 
     checkpoint = ensure_checkpoint(
         Path(os.environ.get("TANYA_BENCH_MODELS", Path.home() / ".cache/tanya-bench"))

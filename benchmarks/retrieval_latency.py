@@ -43,8 +43,8 @@ def load_jsonl(path: Path) -> list[dict]:
 def build_chunks(config):
     from haystack import Document
 
-    from retrieval.ingest import chunk_id
-    from retrieval.preprocessing import build_preprocessing_pipeline
+    from retrieval.ingestion.ingest import chunk_id
+    from retrieval.ingestion.preprocessing import build_preprocessing_pipeline
 
     sources = []
     for name in ("beir-scifact", "qa-en", "qa-id"):
@@ -97,8 +97,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 def main() -> None:
     from retrieval.config import RetrievalConfig
-    from retrieval.search import HybridSearcher
-    from retrieval.stores import open_document_store, save_document_store
+    from retrieval.search.hybrid import HybridSearcher
+    from retrieval.stores.document_store import open_document_store, save_document_store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedder", default=RetrievalConfig().embedder)

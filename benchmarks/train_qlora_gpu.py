@@ -48,7 +48,7 @@ def _random_model(size: str, folder: Path) -> tuple[Path, int, Any]:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from retrieval.checkpoint import bundled_gguf_path
+    from retrieval.generation.checkpoint import bundled_gguf_path
 
     gguf = bundled_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -17,9 +17,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
         PermissionError,
     ]
     for module, name in (
-        ("retrieval.stores", "StoreUnavailableError"),
-        ("retrieval.bundled_models", "ModelPackageMissingError"),
-        ("retrieval.generator", "AdapterLoadError"),
+        ("retrieval.stores.document_store", "StoreUnavailableError"),
+        ("retrieval.generation.bundled_models", "ModelPackageMissingError"),
+        ("retrieval.generation.factory", "AdapterLoadError"),
     ):
         try:
             found.append(getattr(importlib.import_module(module), name))

@@ -15,11 +15,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from bot import metrics
 from bot.adapter_sync import AdapterSync
+from bot.observability import metrics
 from bot.settings import Settings
-from retrieval.citations import unknown_citations
-from retrieval.excerpt import best_excerpt
+from retrieval.answering.citations import unknown_citations
+from retrieval.answering.excerpt import best_excerpt
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote, withdraw_vote
 from storage.interactions import NewInteraction, record_interaction
@@ -139,13 +139,13 @@ class Tanya:
 
     @cached_property
     def document_store(self):  # type: ignore[no-untyped-def]
-        from retrieval.stores import open_document_store
+        from retrieval.stores.document_store import open_document_store
 
         return open_document_store(self.retrieval_config)
 
     @cached_property
     def generator(self):  # type: ignore[no-untyped-def]
-        from retrieval.generator import make_chat_generator
+        from retrieval.generation.factory import make_chat_generator
 
         key = self.settings.generator_api_key
         served = self.settings.generator.startswith(("http://", "https://"))
@@ -161,8 +161,8 @@ class Tanya:
 
     @cached_property
     def rag(self):  # type: ignore[no-untyped-def]
-        from retrieval.rag import RagPipeline
-        from retrieval.search import build_search_pipeline, search_inputs
+        from retrieval.answering.pipeline import RagPipeline
+        from retrieval.search.hybrid import build_search_pipeline, search_inputs
 
         pipeline = RagPipeline(
             search_pipeline=build_search_pipeline(store=self.document_store, config=self.retrieval_config),
@@ -175,7 +175,7 @@ class Tanya:
 
     @cached_property
     def searcher(self):  # type: ignore[no-untyped-def]
-        from retrieval.search import HybridSearcher
+        from retrieval.search.hybrid import HybridSearcher
 
         searcher = HybridSearcher(store=self.document_store, config=self.retrieval_config)
         searcher.warm_up()
@@ -184,7 +184,7 @@ class Tanya:
     # -- use cases --------------------------------------------------------------------------------
 
     def ingest(self, paths: Sequence[Path], progress: Callable[[Any], None] | None = None):  # type: ignore[no-untyped-def]
-        from retrieval.ingest import Ingestor
+        from retrieval.ingestion.ingest import Ingestor
 
         return Ingestor(store=self.document_store, config=self.retrieval_config, progress=progress).run(
             list(paths)
@@ -211,7 +211,7 @@ class Tanya:
     ) -> Answer:
         """Answer, and record the interaction before returning so a vote can never miss its row.
 
-        Every call is counted by outcome and its stages timed (``bot.metrics``) here, where the CLI and
+        Every call is counted by outcome and its stages timed (``bot.observability.metrics``) here, where the CLI and
         Slack meet, so both are measured alike without retrieval knowing about Prometheus.
         """
         with metrics.counting_failures(invalid=(InputError,)):
@@ -300,7 +300,7 @@ class Tanya:
         return correction_id
 
     def status(self) -> dict[str, Any]:
-        from retrieval.stores import count_documents
+        from retrieval.stores.document_store import count_documents
 
         with self.database.session() as session:
             stats = counts(session).as_dict()

@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from alignment.distributed import current_processes
     from alignment.launch import progress_printer, write_outcome
     from alignment.pipeline import retrain
-    from bot.cli_app import quiet_libraries
-    from bot.cli_training import _training_setup
+    from bot.cli.application import quiet_libraries
+    from bot.cli.training import _training_setup
     from bot.service import Tanya
     from bot.settings import Settings
 

@@ -18,8 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from bot.logs import log_context
-from bot.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS
+from bot.observability.logs import log_context
+from bot.observability.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS
 from bot.service import InputError
 from bot.slack import render
 from bot.slack.context import SlackContext

@@ -22,7 +22,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
-from bot.metrics import EVENTS, RETRIED_DELIVERIES, SLACK_API_ERRORS, SLACK_API_RETRIES, label
+from bot.observability.metrics import EVENTS, RETRIED_DELIVERIES, SLACK_API_ERRORS, SLACK_API_RETRIES, label
 
 
 def delivery_type(body: dict[str, Any]) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bot.reports import PLOT_FILE, post_run_report
 from bot.slack.once import claim, job_status_key
+from bot.slack.reports import PLOT_FILE, post_run_report
 from bot.slack.text import escape
 from storage import Database, JobStatus, TrainingJob
 from storage.events import forget_events_before

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot.logs import log_context
+from bot.observability.logs import log_context
 from bot.slack.answering import Answerer, Question
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback

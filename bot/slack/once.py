@@ -7,7 +7,7 @@ envelope to two connections at once, and several bot replicas may each receive a
 
 from __future__ import annotations
 
-from bot.metrics import DUPLICATES
+from bot.observability.metrics import DUPLICATES
 from storage import Database
 from storage.events import claim_event, is_claimed
 

@@ -3,7 +3,7 @@
 * ``GET /healthz`` — the process is up and serving (liveness): always 200 once it answers at all.
 * ``GET /readyz`` — tanya could answer a question now (readiness): 200 when the database, the document
   store and the generator all answer, 503 with what is wrong otherwise.
-* ``GET /metrics`` — every metric of ``bot.metrics`` in Prometheus' text format.
+* ``GET /metrics`` — every metric of ``bot.observability.metrics`` in Prometheus' text format.
 
 In HTTP mode these are answered in front of Bolt, so they need no Slack signature (an orchestrator or
 Prometheus cannot sign) and never reach a listener. In Socket Mode, where nothing else listens, they
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot import metrics
+from bot.observability import metrics
 from storage import Database
 
 log = logging.getLogger(__name__)

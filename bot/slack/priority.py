@@ -31,7 +31,7 @@ from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from bot.metrics import GAVE_WAY_SECONDS
+from bot.observability.metrics import GAVE_WAY_SECONDS
 
 P = ParamSpec("P")
 T = TypeVar("T")

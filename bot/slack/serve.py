@@ -25,7 +25,6 @@ from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.readiness import component_status
 from bot.service import InputError, Tanya
 from bot.settings import Settings
 from bot.slack.app import build_app
@@ -34,6 +33,7 @@ from bot.slack.client import api_base_url, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.jobs import JobStatusPoller
 from bot.slack.ops import OpsEndpoints
+from bot.slack.readiness import component_status
 from bot.slack.server import HttpServer
 
 log = logging.getLogger(__name__)

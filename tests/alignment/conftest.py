@@ -12,7 +12,12 @@ import pytest
 
 from alignment.chat_format import ChatFormat
 from alignment.config import AlignmentConfig
-from retrieval.checkpoint import CHECKPOINT_NAME, MARKER_FILENAME, bundled_gguf_path, ensure_checkpoint
+from retrieval.generation.checkpoint import (
+    CHECKPOINT_NAME,
+    MARKER_FILENAME,
+    bundled_gguf_path,
+    ensure_checkpoint,
+)
 
 AdapterFactory = Callable[..., Path]
 

@@ -43,7 +43,7 @@ def ask(
             NewInteraction(
                 question=question,
                 answer=answer,
-                # Stored the way retrieval.rag stores them: JSON messages, and Haystack's dict form.
+                # Stored the way retrieval.answering.pipeline stores them: JSON messages, and Haystack's dict form.
                 prompt=json.dumps(messages, ensure_ascii=False),
                 messages=[
                     {"role": m["role"], "content": [{"text": m["content"]}], "meta": {}} for m in messages

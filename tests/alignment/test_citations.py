@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alignment.citations import cite_correction, numbered_sources
-from retrieval.prompt import make_prompt_builder
+from retrieval.answering.prompt import make_prompt_builder
 
 
 def _messages(*passages: tuple[str, str]) -> list[dict[str, str]]:

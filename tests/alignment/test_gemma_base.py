@@ -19,7 +19,7 @@ from alignment.datasets import SplitRows
 from alignment.model import load_base_model, resolve_config
 from alignment.progress import RunMonitor, TrainingLog
 from alignment.train import StagePlan, train_adapter
-from retrieval.checkpoint import ensure_checkpoint
+from retrieval.generation.checkpoint import ensure_checkpoint
 from tests.alignment.conftest import tiny_config
 
 pytestmark = pytest.mark.model
@@ -55,7 +55,7 @@ def test_the_checkpoint_has_gemma_turns_one_bos_and_stops_at_the_end_of_a_turn(
 def test_sft_teaches_it_to_answer_in_turn_and_stop(gemma_checkpoint: Path, tmp_path: Path) -> None:
     from haystack.dataclasses import ChatMessage
 
-    from retrieval.local_generator import LocalChatGenerator
+    from retrieval.generation.local import LocalChatGenerator
 
     # 16 steps at 2e-3 were measured to teach both the answer and where the turn ends; 8 steps at 5e-3
     # taught the answer, and the reply then ran on past it.

@@ -13,7 +13,7 @@ from alignment.config import AlignmentConfig
 from alignment.gate import decide
 from alignment.progress import TrainingLog
 from alignment.report import write_report
-from bot.reports import post_run_report
+from bot.slack.reports import post_run_report
 from tests.slack.emulator import BOT_TOKEN, SlackEmulator
 
 

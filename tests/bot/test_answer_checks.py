@@ -13,8 +13,8 @@ import pytest
 
 from bot.service import Tanya
 from bot.settings import Settings
-from retrieval.prompt import SYSTEM_PROMPT, messages_from_json
-from retrieval.rag import NO_ANSWER_TEXT
+from retrieval.answering.pipeline import NO_ANSWER_TEXT
+from retrieval.answering.prompt import SYSTEM_PROMPT, messages_from_json
 from storage.interactions import get_interaction
 from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
 

@@ -72,7 +72,7 @@ def test_retrieval_settings_reach_the_retrieval_config(
 def test_training_settings_reach_the_alignment_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from bot.cli_training import _training_setup
+    from bot.cli.training import _training_setup
     from bot.service import Tanya
 
     monkeypatch.setenv("TANYA_HOME", str(tmp_path))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli_training import training_base
+from bot.cli.training import training_base
 from bot.settings import Settings
-from retrieval import checkpoint
+from retrieval.generation import checkpoint
 
 
 @pytest.fixture

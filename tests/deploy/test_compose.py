@@ -245,7 +245,7 @@ def test_workers_one_per_profile_and_only_the_gpu_one_reserves_a_gpu(compose, se
 
 
 def test_vllm_serves_the_base_model_the_worker_trains_with_runtime_lora_loading(services) -> None:
-    from retrieval.checkpoint import CHECKPOINT_NAME
+    from retrieval.generation.checkpoint import CHECKPOINT_NAME
 
     vllm = services["vllm"]
     assert vllm["profiles"] == ["vllm"] and services["base-model"]["profiles"] == ["vllm"]
@@ -254,7 +254,7 @@ def test_vllm_serves_the_base_model_the_worker_trains_with_runtime_lora_loading(
     )
     assert "--enable-lora" in arguments
     assert arguments["--model"] == f"/data/models/{CHECKPOINT_NAME}"
-    # tanya asks for retrieval.generator.DEFAULT_SERVED_MODEL unless TANYA_GENERATOR_MODEL says otherwise.
+    # tanya asks for retrieval.generation.factory.DEFAULT_SERVED_MODEL unless TANYA_GENERATOR_MODEL says otherwise.
     module = ast.parse((REPO / "retrieval" / "generator.py").read_text(encoding="utf-8"))
     constants = {
         node.targets[0].id: node.value.value

@@ -119,10 +119,10 @@ def elasticsearch_config(elasticsearch_url: str, tmp_path: Path) -> Iterator[Ret
 
 # The bundled language model: converted checkpoint, warm generator, trained LoRA adapter.
 # A stand-in Elasticsearch on loopback for the tests that need no real server.
-from tests.retrieval.es_stub import fake_es  # noqa: E402,F401
 from tests.retrieval.model_fixtures import (  # noqa: E402,F401
     local_generator,
     lora_adapter_dir,
     smollm2_cache_dir,
     smollm2_checkpoint,
 )
+from tests.retrieval.stores.es_stub import fake_es  # noqa: E402,F401

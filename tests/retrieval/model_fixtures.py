@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.checkpoint import ensure_checkpoint
-from retrieval.local_generator import LocalChatGenerator
+from retrieval.generation.checkpoint import ensure_checkpoint
+from retrieval.generation.local import LocalChatGenerator
 
 # What the adapter is trained to say; the base model answers this question plainly ("... is Paris.").
 ADAPTER_QUESTION = "What is the capital of France?"

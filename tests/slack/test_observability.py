@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import JsonFormatter
+from bot.observability.logs import JsonFormatter
 from bot.slack.serve import start_ops
-from tests.observability.scrape import Scrape, delta, scrape
+from tests.bot.observability.scrape import Scrape, delta, scrape
 from tests.slack import slack_requests as slack
 from tests.slack.test_feedback import record_answer
 

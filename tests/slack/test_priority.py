@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.metrics import REGISTRY
+from bot.observability.metrics import REGISTRY
 from bot.slack.priority import AckFirst, AckFirstExecutor, lower_thread_priority
 from tests.slack import slack_requests as slack
 

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import func, select
 
 from storage import Database, Interaction
+from tests.bot.observability.scrape import scrape
 from tests.conftest import REPO_ROOT
-from tests.observability.scrape import scrape
 from tests.slack import slack_requests as slack
 from tests.slack.emulator import BOT_TOKEN, SIGNING_SECRET
 

@@ -127,7 +127,7 @@ def test_a_served_generator_is_ready_only_while_its_server_answers(make_bot) -> 
     """TANYA_GENERATOR=http://…/v1: readiness asks that server for its models (GET /v1/models)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from bot.readiness import generator_status
+    from bot.slack.readiness import generator_status
 
     seen: list[tuple[str, str | None]] = []
 
@@ -248,7 +248,9 @@ def _health(port: int, process: subprocess.Popen[str]) -> str | None:
 @pytest.mark.model
 def test_tanya_serve_command_runs_http_mode(emulator, tmp_path: Path, model_cache: Path) -> None:
     """The real CLI entry point, in a subprocess: starts, verifies the token, serves, stops on SIGTERM."""
-    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+    pytest.importorskip(
+        "retrieval.answering.pipeline", reason="the serve command loads the retrieval pipeline"
+    )
     process, port = _start_serve(emulator, tmp_path, model_cache)
     try:
         slack.wait_until(
@@ -273,7 +275,9 @@ def test_tanya_serve_answers_health_checks_while_loading_and_stops_cleanly(
     emulator, tmp_path: Path, model_cache: Path
 ) -> None:
     """An orchestrator probes and may stop the bot while the models load: alive, not ready, clean exit."""
-    pytest.importorskip("retrieval.rag", reason="the serve command loads the retrieval pipeline")
+    pytest.importorskip(
+        "retrieval.answering.pipeline", reason="the serve command loads the retrieval pipeline"
+    )
     process, port = _start_serve(emulator, tmp_path, model_cache)
     try:
         slack.wait_until(
