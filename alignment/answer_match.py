@@ -15,16 +15,14 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-CITATION = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
+from retrieval.answering.prompt import strip_citations
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "–", "—"}
 
 
-def strip_citations(text: str) -> str:
-    return CITATION.sub(" ", text)
-
-
 def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation, after the citation markers are taken out."""
     text = unicodedata.normalize("NFKC", strip_citations(text)).lower()
     text = "".join(" " if char in _PUNCTUATION else char for char in text)
     text = _ARTICLES.sub(" ", text)
@@ -32,6 +30,7 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, golds: Iterable[str]) -> float:
+    """1 when the answer equals a gold answer after normalisation."""
     normalized = normalize_answer(prediction)
     return max((float(normalized == normalize_answer(gold)) for gold in golds), default=0.0)
 

@@ -8,21 +8,17 @@ appended, exactly as the bot numbers them; a correction that no source states is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from alignment.feedback import normalize_question
-
-CITATION = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
-# The grounded prompt lists sources as "[n] Title: text" lines, then "Question: …" (retrieval.answering.prompt).
-_SOURCE = re.compile(r"^\[(\d+)\] (.*?)(?=^\[\d+\] |^Question: |\Z)", re.MULTILINE | re.DOTALL)
+from retrieval.answering.prompt import CITATION, parse_sources
 
 
 def numbered_sources(messages: Sequence[dict[str, str]]) -> dict[int, str]:
-    """The sources of the last user turn, by their number."""
+    """The sources of the last user turn, by their number (the grounded prompt's own list)."""
     for message in reversed(messages):
         if message.get("role") == "user":
-            return {int(number): text for number, text in _SOURCE.findall(message.get("content", ""))}
+            return parse_sources(message.get("content", ""))
     return {}
 
 

@@ -159,8 +159,10 @@ class _Builder:
         if self._first(("sft", good.answer.question_key, normalize_question(good.text))):
             row = {"prompt": prompt, "completion": completion}
             self.rows.sft.append(row)
-            if good.correction_id is not None:
-                self.rows.written.append(row)
+            if good.correction_id is not None:  # what the gate needs to check an answer as the product does
+                self.rows.written.append(
+                    {**row, "question": good.answer.question, "user_message": _user_message(good.answer)}
+                )
             self._use(good.answer, correction_id=good.correction_id, with_votes=good.correction_id is None)
 
     def add_pair(self, good: _Good, bad: JudgedAnswer) -> bool:
@@ -193,6 +195,12 @@ class _Builder:
             vote_ids=tuple(sorted(self.votes)),
             correction_ids=tuple(sorted(self.corrections)),
         )
+
+
+def _user_message(answer: JudgedAnswer) -> str:
+    """The last user turn of the prompt an answer was written for: the sources and the question."""
+    users = [message["content"] for message in answer.messages if message.get("role") == "user"]
+    return users[-1] if users else ""
 
 
 def _goods(answers: list[JudgedAnswer]) -> list[_Good]:

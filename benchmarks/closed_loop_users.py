@@ -14,6 +14,8 @@ from typing import Any
 
 from qa_metrics import AnswerScore, contains_gold, score_answer
 
+from retrieval.answering.checks import Change
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 CHANNEL = "CSIMULATED"
@@ -69,7 +71,7 @@ def ask_and_score(
         question["answers"],
         source_ids,
         question["passage_ids"],
-        citation_added=answer.citation_added,
+        citation_added=answer.changed(Change.CITATION_ADDED),
     )
     return {
         "id": question["id"],

@@ -7,11 +7,11 @@ answer's numbered sources. Every score is the maximum over the question's gold a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from alignment.answer_match import CITATION, contains_gold, exact_match, normalize_answer, token_f1
+from alignment.answer_match import contains_gold, exact_match, normalize_answer, token_f1
+from retrieval.answering.prompt import cited_numbers
 
 __all__ = [
     "AnswerScore",
@@ -22,13 +22,6 @@ __all__ = [
     "score_answer",
     "token_f1",
 ]
-
-
-def cited_numbers(text: str) -> set[int]:
-    numbers: set[int] = set()
-    for marker in CITATION.findall(text):
-        numbers.update(int(part) for part in re.findall(r"\d+", marker))
-    return numbers
 
 
 @dataclass(frozen=True)
@@ -58,7 +51,7 @@ def score_answer(
     citation_added: bool,
 ) -> AnswerScore:
     """``source_ids`` are the answer's sources in the order they were numbered ([1] is the first)."""
-    cited = cited_numbers(text)
+    cited = set(cited_numbers(text))
     gold_positions = {number for number, source in enumerate(source_ids, 1) if source in set(gold_ids)}
     return AnswerScore(
         exact_match=exact_match(text, golds),

@@ -18,7 +18,7 @@ from typing import Any
 from bot.adapter_sync import AdapterSync
 from bot.observability import metrics
 from bot.settings import Settings
-from retrieval.answering.citations import unknown_citations
+from retrieval.answering.checks import AnswerChange, Change
 from retrieval.answering.excerpt import best_excerpt
 from storage import ChannelKind, Database
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -61,9 +61,12 @@ class Answer:
     question_truncated: bool
     seconds: float
     notices: list[str] = field(default_factory=list)
-    citation_added: bool = False  # the model cited nothing, so the top source's [1] was appended
-    echo_removed: bool = False  # the model repeated the prompt; `text` is without it
-    history_dropped: bool = False  # the first reply repeated an earlier answer; `text` ignores the thread
+    # What the answer checks changed in the model's reply (``retrieval.answering.checks``).
+    changes: list[AnswerChange] = field(default_factory=list)
+
+    def changed(self, kind: Change) -> bool:
+        """Whether a check made a change of this kind (the terminal explains some of them)."""
+        return any(change.kind == kind for change in self.changes)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -253,10 +256,11 @@ class Tanya:
                 f"Your question was {len(question):,} characters long, so its middle was cut: "
                 f"the model read its first and last parts, {self.settings.max_question_chars:,} characters in all."
             )
-        if result.found and (unknown := unknown_citations(result.text, len(sources))):
-            cited = ", ".join(f"[{number}]" for number in unknown)
+        for change in result.changes:
+            if change.kind != Change.UNKNOWN_CITATIONS:
+                continue
             notices.append(
-                f"The answer cites {cited}, but there {'is' if len(sources) == 1 else 'are'} only "
+                f"The answer cites {change.detail}, but there {'is' if len(sources) == 1 else 'are'} only "
                 f"{len(sources)} source{'' if len(sources) == 1 else 's'}: that part is made up. "
                 "Check it against the quotes under the sources."
             )
@@ -271,9 +275,7 @@ class Tanya:
             question_truncated=result.question_truncated,
             seconds=seconds,
             notices=notices,
-            citation_added=result.citation_added,
-            echo_removed=result.echo_removed,
-            history_dropped=result.history_dropped,
+            changes=list(result.changes),
         )
 
     def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:

@@ -12,6 +12,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from bot.service import Answer, Source
+from retrieval.answering.checks import Change
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -49,14 +50,14 @@ def print_answer(answer: Answer, *, streamed: bool) -> None:
         console.print(answer.text, markup=False)
     else:
         console.print()
-        if answer.history_dropped:
+        if answer.changed(Change.HISTORY_DROPPED):
             # What streamed was the first reply; the answer kept and stored was written afterwards.
             console.print(
                 "[dim]That repeated an earlier answer, so tanya answered again without the conversation "
                 "so far:[/]"
             )
             console.print(answer.text, markup=False)
-        elif answer.echo_removed:
+        elif answer.changed(Change.ECHO_REMOVED):
             # What streamed included the model's copy of the prompt; show what was kept and stored.
             console.print("[dim]The model repeated part of its prompt. Without it:[/]")
             console.print(answer.text, markup=False)

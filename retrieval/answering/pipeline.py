@@ -10,13 +10,11 @@ sources invents an answer, and an honest "not found" is what the user can act on
 document). The clock stamps the moment retrieval finished so that retrieval and generation times can be
 reported separately from a single pipeline run.
 
-Citations are post-processed: if the model used sources but its reply names none of them as `[n]`, the top
-source's marker `[1]` is appended. This is a fallback, not a claim that the model used that source; small
-models often leave citations out, and a Slack answer without any pointer to a source cannot be checked.
-Before that, words the model copied from the prompt (the system prompt, the instruction, the question, a
-numbered source as listed) are removed (`retrieval/answering/echo.py`). In a thread, an answer that repeats an earlier
-answer instead of answering the new question (`retrieval/answering/history_copy.py`) is written again without the
-thread's earlier turns: an answer that ignores the thread is better than one that ignores the question.
+What the model wrote then goes through the answer checks (``retrieval.answering.checks``): words copied
+from the prompt removed, a ``[1]`` appended when it cites nothing, unknown citations noted. Each answer
+carries the list of what they changed. In a thread, an answer that repeats an earlier answer instead of
+answering the new question is written again without the thread's earlier turns: an answer that ignores
+the thread is better than one that ignores the question.
 """
 
 from __future__ import annotations
@@ -30,25 +28,18 @@ from haystack import Document, Pipeline, component
 from haystack.components.routers import ConditionalRouter
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
-from retrieval.answering.citations import ensure_citation
-from retrieval.answering.echo import strip_prompt_echo
-from retrieval.answering.history_copy import copied_from_earlier
-from retrieval.answering.prompt import (
-    ANSWER_INSTRUCTION,
-    SYSTEM_PROMPT,
-    bound_history,
-    make_prompt_builder,
-    messages_to_json,
-    truncate_question,
+from retrieval.answering.checks import (
+    NO_ANSWER_TEXT,
+    AnswerChange,
+    Change,
+    check_answer,
+    copied_from_earlier,
 )
+from retrieval.answering.prompt import bound_history, make_prompt_builder, messages_to_json, truncate_question
 
 NOT_FOUND_TEXT = (
     "I couldn't find anything about that in the documents I have. "
     "Try rephrasing the question, or name the document, project or term you mean."
-)
-NO_ANSWER_TEXT = (
-    "I found sources that may answer this, but could not write an answer from them. "
-    "Check the sources below, or rephrase the question."
 )
 SEARCH_OUTPUT = "relevance"
 
@@ -66,11 +57,13 @@ class RagAnswer:
     found: bool
     question_truncated: bool
     timings: dict[str, float]
-    citation_added: bool = False
-    echo_removed: bool = False
-    # The first reply repeated an earlier answer of the thread; this one was written without the thread.
-    history_dropped: bool = False
+    # What the answer checks changed in the model's reply, in order (``retrieval.answering.checks``).
+    changes: list[AnswerChange] = field(default_factory=list)
     reply_meta: dict[str, Any] = field(default_factory=dict)
+
+    def changed(self, kind: Change) -> bool:
+        """Whether a check made a change of this kind."""
+        return any(change.kind == kind for change in self.changes)
 
 
 @component
@@ -167,19 +160,18 @@ class RagPipeline:
         result = self._answer_once(question, turns, streaming_callback, top_k)
         # tanya's own fixed texts repeat by design; only what the model wrote counts.
         earlier = [answer for _, answer in turns if answer not in (self.not_found_text, NO_ANSWER_TEXT)]
-        if (
-            earlier
-            and result.found
-            and result.messages
-            and copied_from_earlier(result.text, earlier, sources=result.messages[-1].text or "")
-        ):
+        copied = ""
+        if earlier and result.found and result.messages:
+            copied = copied_from_earlier(result.text, earlier, sources=result.messages[-1].text or "")
+        if copied:
             # Not streamed: what streamed already is replaced by the final text (Slack) or shown again
             # under a note (the CLI).
             again = self._answer_once(question, [], None, top_k)
             timings = {
                 key: result.timings.get(key, 0.0) + again.timings.get(key, 0.0) for key in again.timings
             }
-            return replace(again, history_dropped=True, timings=timings)
+            changes = [AnswerChange(Change.HISTORY_DROPPED, copied), *again.changes]
+            return replace(again, changes=changes, timings=timings)
         return result
 
     def _answer_once(
@@ -222,20 +214,14 @@ class RagPipeline:
             )
         reply = replies[0]
         messages = list(result["prompt_builder"]["prompt"])
-        # The echo goes first: the instruction's own "[1]" must not pass for a citation.
-        text, echoed = strip_prompt_echo(
-            (reply.text or "").strip(),
+        checked = check_answer(
+            reply.text or "",
             question=question,
-            prompt_texts=(SYSTEM_PROMPT, ANSWER_INSTRUCTION),
             prompt=(messages[-1].text or "") if messages else "",
+            source_count=len(documents),
         )
-        added = False
-        if text:
-            text, added = ensure_citation(text, len(documents))
-        else:  # nothing but the prompt (it happens with tiny models): say so rather than post nothing
-            text = NO_ANSWER_TEXT
         return RagAnswer(
-            text=text,
+            text=checked.text,
             documents=documents,
             messages=messages,
             prompt_text=messages_to_json(messages),
@@ -244,7 +230,6 @@ class RagPipeline:
             found=True,
             question_truncated=truncated,
             timings=timings,
-            citation_added=added,
-            echo_removed=echoed,
+            changes=checked.changes,
             reply_meta=dict(reply.meta),
         )

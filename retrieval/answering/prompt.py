@@ -9,11 +9,16 @@ the example's answer verbatim.
 
 The prompt is stored with each interaction as a JSON list of `{"role", "content"}` messages, which is also
 the conversational format TRL trains on.
+
+The two formats the template defines are read back here and nowhere else: the citation grammar the
+instruction asks for (`[3]`, or `[1, 3]` for several sources) and the numbered source list
+(`parse_sources`). The answer checks, the training data and the evaluation all parse with these.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 
 from haystack.components.builders import ChatPromptBuilder
@@ -47,6 +52,11 @@ Question: {{ question }}
 __INSTRUCTION__
 {%- endmessage -%}
 """
+
+# A citation: one source number in brackets, or several separated by commas or semicolons.
+CITATION = re.compile(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
+# One entry of the template's source list, "[n] Title: text", up to the next entry or the question.
+_SOURCE_ENTRY = re.compile(r"^\[(\d{1,3})\] (.*?)(?=^\[\d{1,3}\] |^Question: |\Z)", re.MULTILINE | re.DOTALL)
 
 DEFAULT_MAX_HISTORY_TURNS = 3
 DEFAULT_MAX_HISTORY_CHARS = 600
@@ -118,11 +128,17 @@ def messages_to_json(messages: Sequence[ChatMessage]) -> str:
     )
 
 
-def messages_from_json(text: str) -> list[ChatMessage]:
-    """Rebuilds the chat messages from `messages_to_json`'s output."""
-    factories = {
-        "system": ChatMessage.from_system,
-        "user": ChatMessage.from_user,
-        "assistant": ChatMessage.from_assistant,
-    }
-    return [factories[item["role"]](item["content"]) for item in json.loads(text)]
+def cited_numbers(text: str) -> list[int]:
+    """Every source number that `text` cites, once each, in order of first mention."""
+    numbers = (int(number) for group in CITATION.findall(text) for number in re.split(r"[,;]", group))
+    return list(dict.fromkeys(numbers))
+
+
+def strip_citations(text: str) -> str:
+    """`text` with every citation marker replaced by a space: what it says, apart from where it says it."""
+    return CITATION.sub(" ", text)
+
+
+def parse_sources(user_message: str) -> dict[int, str]:
+    """The numbered sources of a rendered user message, as `{n: "Title: text"}` (empty without a list)."""
+    return {int(number): text.strip() for number, text in _SOURCE_ENTRY.findall(user_message)}

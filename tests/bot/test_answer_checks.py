@@ -6,6 +6,7 @@ test; retrieval and storage are real.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import pytest
 
 from bot.service import Tanya
 from bot.settings import Settings
-from retrieval.answering.pipeline import NO_ANSWER_TEXT
-from retrieval.answering.prompt import SYSTEM_PROMPT, messages_from_json
+from retrieval.answering.checks import NO_ANSWER_TEXT, Change
+from retrieval.answering.prompt import SYSTEM_PROMPT
 from storage.interactions import get_interaction
 from tests.bot.fake_vllm import BASE_MODEL, FakeVllm
 
@@ -71,7 +72,7 @@ def test_an_echoed_prompt_is_removed_before_it_is_shown_or_stored(bot: Tanya, vl
     streamed: list[str] = []
     answer = bot.ask(QUESTION, streaming_callback=lambda chunk: streamed.append(chunk.content or ""))
     assert "Answer in one sentence" in "".join(streamed), "the stream shows what the model wrote"
-    assert answer.text == "Every employee gets 24 days [1]." and answer.echo_removed
+    assert answer.text == "Every employee gets 24 days [1]." and answer.changed(Change.ECHO_REMOVED)
     with bot.database.session() as session:
         stored = get_interaction(session, answer.interaction_id)
         assert stored is not None and stored.answer == answer.text, "training must not learn the echo"
@@ -82,9 +83,9 @@ def test_a_reply_that_is_only_the_echo_says_so_and_gets_no_borrowed_citation(
 ) -> None:
     _answering(vllm, ECHO)
     answer = bot.ask(QUESTION)
-    assert answer.found and answer.echo_removed
+    assert answer.found and answer.changed(Change.ECHO_REMOVED)
     # The instruction's "[1]" was not taken for the model citing a source.
-    assert answer.text == NO_ANSWER_TEXT and not answer.citation_added
+    assert answer.text == NO_ANSWER_TEXT and not answer.changed(Change.CITATION_ADDED)
     assert len(answer.sources) == 1
 
 
@@ -96,12 +97,12 @@ def test_the_untrained_gemma_echo_of_system_prompt_and_first_source_leaves_no_an
     with bot.database.session() as session:
         stored = get_interaction(session, first.interaction_id)
         assert stored is not None
-        prompt = messages_from_json(stored.prompt)[-1].text or ""
+        prompt = json.loads(stored.prompt)[-1]["content"]
     listing = next(line for line in prompt.splitlines() if line.startswith("[1] "))
     # The copy is cut by the token limit mid-entry, as the base Gemma's was.
     _answering(vllm, f"{SYSTEM_PROMPT}\n\nSources:\n{listing[:60]}")
     answer = bot.ask(QUESTION)
-    assert answer.echo_removed and answer.text == NO_ANSWER_TEXT
+    assert answer.changed(Change.ECHO_REMOVED) and answer.text == NO_ANSWER_TEXT
     assert answer.sources[0].excerpt.startswith("Every employee gets 24 days")
 
 
@@ -123,19 +124,19 @@ def test_a_follow_up_that_repeats_the_last_answer_is_answered_again_without_the_
         history=[(QUESTION, UNGROUNDED)],
         streaming_callback=lambda chunk: streamed.append(chunk.content or ""),
     )
-    assert answer.text == "In March [1]." and answer.history_dropped
+    assert answer.text == "In March [1]." and answer.changed(Change.HISTORY_DROPPED)
     assert "people team" in "".join(streamed), "only the first reply streams"
     with bot.database.session() as session:
         stored = get_interaction(session, answer.interaction_id)
         assert stored is not None and stored.answer == "In March [1]."
         # What is stored for training is the prompt that produced the answer: without the thread.
-        assert [m.role.value for m in messages_from_json(stored.prompt)] == ["system", "user"]
+        assert [m["role"] for m in json.loads(stored.prompt)] == ["system", "user"]
 
 
 def test_a_follow_up_may_repeat_what_its_sources_say(bot: Tanya, vllm: FakeVllm) -> None:
     grounded = "Every employee gets 24 days of annual leave a year [1]."
     _answering(vllm, grounded)
     answer = bot.ask("And how many days do part-timers get?", history=[(QUESTION, grounded)])
-    assert answer.text == grounded and not answer.history_dropped
+    assert answer.text == grounded and not answer.changed(Change.HISTORY_DROPPED)
     assert len(vllm.calls("/v1/chat/completions")) == 1
     assert _turns_in_last_request(vllm) == 4, "the thread was in the prompt"

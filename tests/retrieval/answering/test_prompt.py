@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from haystack import Document
 from haystack.dataclasses import ChatMessage
@@ -8,9 +10,11 @@ from retrieval.answering.prompt import (
     ANSWER_INSTRUCTION,
     SYSTEM_PROMPT,
     bound_history,
+    cited_numbers,
     make_prompt_builder,
-    messages_from_json,
     messages_to_json,
+    parse_sources,
+    strip_citations,
     truncate_question,
 )
 
@@ -76,7 +80,17 @@ def test_the_stored_prompt_round_trips_exactly() -> None:
     messages = _render(documents=DOCS, question="Ünïcode — fine?", history=[("a", "b")])
     stored = messages_to_json(messages)
     assert "Ünïcode" in stored
-    assert messages_from_json(stored) == messages
+    assert json.loads(stored) == [{"role": m.role.value, "content": m.text} for m in messages]
+
+
+def test_the_source_list_and_the_citations_read_back() -> None:
+    user = _render(documents=DOCS, question="Which formats?")[-1].text or ""
+    sources = parse_sources(user)
+    assert sorted(sources) == list(range(1, len(DOCS) + 1))
+    assert all(not text.endswith("Which formats?") for text in sources.values())  # stops at the question
+    assert cited_numbers("a [2] b [1, 3] c [2] d [7; 1]") == [2, 1, 3, 7]
+    assert cited_numbers("in [2013], or [ 4 ]") == [4]  # a year is not a source number
+    assert strip_citations("Yes [1, 2].").split() == ["Yes", "."]
 
 
 def test_custom_wording_must_be_plain_text() -> None:

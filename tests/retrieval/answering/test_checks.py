@@ -1,10 +1,19 @@
-"""Echoed prompt words are removed from a reply, and nothing else is."""
+"""The answer checks: echoed prompt words removed and nothing else, the citation fallback, unknown
+citations, and answers copied from earlier in the thread."""
 
 from __future__ import annotations
 
 import pytest
 
-from retrieval.answering.echo import strip_prompt_echo
+from retrieval.answering.checks import (
+    NO_ANSWER_TEXT,
+    AnswerChange,
+    Change,
+    check_answer,
+    copied_from_earlier,
+    strip_prompt_echo,
+    unknown_citations,
+)
 from retrieval.answering.prompt import ANSWER_INSTRUCTION, SYSTEM_PROMPT
 
 QUESTION = "How do I correct a wrong answer?"
@@ -115,3 +124,95 @@ def test_a_sentence_quoted_from_a_source_is_an_answer_not_an_echo() -> None:
         "[2] Every employee gets",  # too short to tell
     ):
         assert _strip_with_sources(answer) == (answer, False)
+
+
+# -- copied from earlier in the thread -------------------------------------------------------------
+
+EARLIER = "Tanya's answers and corrections are stored in tanya's database together with the prompt [1]."
+SOURCES = (
+    "Sources:\n[1] Adding documents: Supported formats are Markdown, PDF and HTML.\nQuestion: Which formats?"
+)
+
+
+def test_a_run_carried_over_from_an_earlier_answer_is_found() -> None:
+    # What the bundled model wrote for an unrelated follow-up: the previous answer, slightly changed.
+    text = "[6] [1]: Tanya's answers and corrections are stored in tanya.db, so that you can check it."
+    assert (
+        copied_from_earlier(text, [EARLIER], sources=SOURCES)
+        == "tanya s answers and corrections are stored in"
+    )
+
+
+def test_repeating_what_the_current_sources_say_is_not_a_copy() -> None:
+    earlier = "Supported formats are Markdown, PDF and HTML [1]."
+    assert (
+        copied_from_earlier("Supported formats are Markdown, PDF and HTML [2].", [earlier], sources=SOURCES)
+        == ""
+    )
+
+
+def test_short_shared_phrases_case_and_citations_do_not_count() -> None:
+    earlier = "You can find it in the handbook [2]."
+    assert (
+        copied_from_earlier("You can find it in [1] the wiki, section 4.", [earlier], sources=SOURCES) == ""
+    )
+    assert (
+        copied_from_earlier(
+            "TANYA'S ANSWERS [3] AND CORRECTIONS ARE STORED IN TANYA.DB", [EARLIER], sources=""
+        )
+        != ""
+    )
+
+
+def test_no_earlier_answers_or_a_short_reply_means_no_copy() -> None:
+    assert copied_from_earlier(EARLIER, [], sources="") == ""
+    assert copied_from_earlier("Yes [1].", [EARLIER], sources="") == ""
+
+
+# -- check_answer: the whole list of changes -------------------------------------------------------
+
+
+def test_a_clean_cited_reply_is_left_as_it_is() -> None:
+    checked = check_answer(
+        "Type !fix and the better answer [2].", question=QUESTION, prompt="", source_count=3
+    )
+    assert (checked.text, checked.changes) == ("Type !fix and the better answer [2].", [])
+
+
+def test_an_echo_with_nothing_else_becomes_the_no_answer_text() -> None:
+    reply = f"{SYSTEM_PROMPT}\nQuestion: {QUESTION}"
+    checked = check_answer(reply, question=QUESTION, prompt="", source_count=2)
+    assert checked.text == NO_ANSWER_TEXT
+    assert [change.kind for change in checked.changes] == [Change.ECHO_REMOVED, Change.NO_ANSWER]
+
+
+def test_the_changes_are_listed_in_the_order_they_were_made() -> None:
+    reply = f"Question: {QUESTION}\nType !fix followed by the answer [7]."
+    checked = check_answer(reply, question=QUESTION, prompt="", source_count=3)
+    assert checked.text == "Type !fix followed by the answer [7]. [1]"
+    assert checked.changes == [
+        AnswerChange(Change.ECHO_REMOVED),
+        AnswerChange(Change.CITATION_ADDED),
+        AnswerChange(Change.UNKNOWN_CITATIONS, "[7]"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reply", "sources", "expected"),
+    [
+        ("Up to 150 euros.", 2, "Up to 150 euros. [1]"),
+        ("See [2] and [1].", 2, "See [2] and [1]."),
+        ("See [1, 2].", 2, "See [1, 2]."),  # several sources in one marker cite each of them
+        ("Nothing to cite.", 0, "Nothing to cite."),
+    ],
+)
+def test_the_citation_fallback(reply: str, sources: int, expected: str) -> None:
+    checked = check_answer(reply, question=QUESTION, prompt="", source_count=sources)
+    assert checked.text == expected
+    assert (AnswerChange(Change.CITATION_ADDED) in checked.changes) is (expected != reply)
+
+
+def test_unknown_citations() -> None:
+    assert unknown_citations("a [2] b [0] c [7] d [7] e [1]", 3) == [0, 7]
+    assert unknown_citations("a [1; 4]", 3) == [4]
+    assert unknown_citations("a [1]", 0) == [1] and unknown_citations("none", 2) == []
