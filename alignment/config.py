@@ -239,8 +239,3 @@ class AlignmentConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def describe_fields() -> list[tuple[str, str]]:
-    """(name, help) for every field, for documentation and ``--help`` style listings."""
-    return [(item.name, item.metadata.get("help", "")) for item in fields(AlignmentConfig)]

@@ -37,6 +37,8 @@ class Lineage:
 
 @dataclass
 class SplitRows:
+    """The rows of one side of the split (train or held-out), by kind."""
+
     sft: list[dict[str, Any]] = field(default_factory=list)
     dpo: list[dict[str, Any]] = field(default_factory=list)
     kto: list[dict[str, Any]] = field(default_factory=list)

@@ -25,6 +25,8 @@ BASE = "base"
 
 @dataclass(frozen=True)
 class Scored:
+    """The summed log-probability of a completion and its token count."""
+
     logprob: float
     tokens: int
 

@@ -19,6 +19,8 @@ from alignment.config import AlignmentConfig
 
 @dataclass(frozen=True)
 class Check:
+    """One criterion of the gate and whether the candidate passed it."""
+
     name: str
     passed: bool
     detail: str
@@ -26,6 +28,8 @@ class Check:
 
 @dataclass
 class GateResult:
+    """The gate's verdict: promote or not, the scores compared, and every check with its reason."""
+
     promote: bool
     baseline: str  # "base" or the active adapter's name
     old: dict[str, float]

@@ -50,6 +50,8 @@ def estimate_parameters(model_config: Any) -> int:
 
 @dataclass
 class LoadedModel:
+    """A base model ready to train: the (possibly quantised) model, its tokenizer and its device."""
+
     model: Any
     tokenizer: Any
     device: str

@@ -64,6 +64,8 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class RunPaths:
+    """Where a run reads its base model and writes its adapter."""
+
     base_model: Path  # the converted checkpoint (retrieval.generation.checkpoint.ensure_checkpoint)
     adapters_dir: Path
 

@@ -208,6 +208,8 @@ def reject_version(session: Session, version_id: int, *, reason: str) -> Adapter
 
 @dataclass(frozen=True)
 class RollbackResult:
+    """What a rollback retired and which adapter answers now."""
+
     rolled_back: str
     now_active: str | None  # None: the base model answers again
 

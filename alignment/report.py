@@ -33,6 +33,8 @@ _PERCENT = {"answer_f1", "answer_exact", "answer_contains"}  # 0-100: kept off t
 
 @dataclass(frozen=True)
 class ReportFiles:
+    """The files a run's report leaves next to its adapter."""
+
     plot: Path
     markdown: Path
     json: Path

@@ -93,6 +93,8 @@ def split_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass
 class TrainResult:
+    """What training did: the plan, steps and seconds per stage, the last logged values."""
+
     plan: StagePlan
     steps: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)

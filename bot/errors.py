@@ -17,9 +17,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
         PermissionError,
     ]
     for module, name in (
-        ("retrieval.stores.document_store", "StoreUnavailableError"),
+        ("retrieval.stores.errors", "StoreUnavailableError"),
         ("retrieval.generation.bundled_models", "ModelPackageMissingError"),
-        ("retrieval.generation.factory", "AdapterLoadError"),
+        ("retrieval.generation.adapters", "AdapterLoadError"),
     ):
         try:
             found.append(getattr(importlib.import_module(module), name))

@@ -34,6 +34,8 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
+    """One numbered source of an answer, with the passage quoted under it."""
+
     number: int
     id: str
     title: str
@@ -51,6 +53,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Answer:
+    """An answer as the CLI and Slack show it: text, sources, notices, and the stored interaction's id."""
+
     interaction_id: int
     question: str
     text: str
@@ -100,6 +104,11 @@ def _sources(documents: Sequence[Any], question: str) -> list[Source]:
 
 
 class Tanya:
+    """The application service: answers, votes, corrections and status, the same for the CLI and Slack.
+
+    It owns the database and builds retrieval and the generator from the settings on first use, and
+    keeps the generator on the adapter the registry marks active."""
+
     def __init__(self, settings: Settings, *, database: Database | None = None) -> None:
         self.settings = settings
         self._database = database

@@ -20,6 +20,8 @@ def default_home() -> Path:
 
 
 class Settings(BaseSettings):
+    """Every setting tanya reads, from ``TANYA_*`` (and ``SLACK_*``) environment variables or ``.env``."""
+
     model_config = SettingsConfigDict(env_prefix="TANYA_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=default_home, description="Data directory (database, index, models).")

@@ -17,33 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-MODULE = "bot.train_launch"
-
-
-def launch_command(launcher: str, job_id: int, result: Path) -> list[str]:
-    """The command line a worker runs for a job: the launcher, then this module with the job."""
-    parts = shlex.split(launcher)
-    if not parts:
-        raise ValueError("the training launcher is empty")
-    return [*parts, "-m", MODULE, "--job-id", str(job_id), "--result", str(result)]
-
-
-def launcher_runner(launcher: str) -> Any:
-    """A worker runner that runs each job under `launcher` (see ``alignment.launch``)."""
-    from alignment.launch import launched_runner
-
-    launch_command(launcher, 0, Path("check"))  # an empty launcher fails here, at start-up
-    return launched_runner(lambda job_id, result: launch_command(launcher, job_id, result))
+from bot.training import LAUNCH_MODULE
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {MODULE}",
+        prog=f"python -m {LAUNCH_MODULE}",
         description="Run one re-training of tanya's adapter (in every process a launcher such as "
         "`accelerate launch` starts).",
     )
@@ -67,35 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``FIELD=VALUE`` pairs; values are read as JSON when they are JSON (numbers, booleans), else text."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"--set needs FIELD=VALUE, not {item!r}")
-        try:
-            overrides[key.strip()] = json.loads(raw)
-        except ValueError:
-            overrides[key.strip()] = raw
-    return overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help exits here, before anything heavy is imported
     from alignment.distributed import current_processes
     from alignment.launch import progress_printer, write_outcome
     from alignment.pipeline import retrain
     from bot.cli.application import quiet_libraries
-    from bot.cli.training import _training_setup
     from bot.service import Tanya
     from bot.settings import Settings
+    from bot.training import parse_overrides, training_setup
 
     quiet_libraries()
     processes = current_processes()
     main_process = processes.is_main
     service = Tanya(Settings())
-    config, _, paths = _training_setup(service)
+    config, _, paths = training_setup(service.settings)
     database = service.database if main_process else None
     overrides = processes.share(_job_overrides(database, args.job_id) if main_process else None)
     config = config.with_overrides({**overrides, **parse_overrides(args.overrides)})

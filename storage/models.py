@@ -31,6 +31,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table."""
+
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
@@ -61,6 +63,8 @@ class ChannelKind(enum.StrEnum):
 
 
 class JobStatus(enum.StrEnum):
+    """A training job's life: queued, running, then succeeded or failed."""
+
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -69,6 +73,8 @@ class JobStatus(enum.StrEnum):
 
 
 class AdapterStatus(enum.StrEnum):
+    """An adapter version's state in the registry."""
+
     candidate = "candidate"
     active = "active"
     rejected = "rejected"

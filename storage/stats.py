@@ -14,6 +14,8 @@ from storage.models import AdapterStatus, AdapterVersion, Correction, Interactio
 
 @dataclass(frozen=True)
 class Counts:
+    """The numbers ``tanya status`` and the App Home show."""
+
     interactions: int
     votes_up: int
     votes_down: int

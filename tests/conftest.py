@@ -84,3 +84,24 @@ def tanya_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     return home
+
+
+# -- the bundled language model, shared by every folder's tests ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the bundled model is converted: TANYA_TEST_MODEL_CACHE, else a folder next to pytest's
+    temporary folders that outlives one run, so that conversion (20-40 s) happens once per machine."""
+    configured = os.environ.get("TANYA_TEST_MODEL_CACHE")
+    path = Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "tanya-model-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(model_cache: Path) -> Path:
+    """The bundled model as a transformers checkpoint (converted on first use)."""
+    from retrieval.generation.checkpoint import ensure_checkpoint  # lazy: most tests need no model
+
+    return ensure_checkpoint(model_cache)

@@ -19,6 +19,8 @@ HISTORY_TURNS = 3
 
 
 class ChatSession:
+    """The state of one ``tanya chat``: the thread so far and the last answer, which ``+``/``-``/``!fix`` act on."""
+
     def __init__(self, service: Tanya, *, user_id: str) -> None:
         self.service = service
         self.user_id = user_id

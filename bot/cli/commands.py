@@ -103,6 +103,8 @@ def chat() -> None:
 
 
 class Rating(StrEnum):
+    """The values ``tanya feedback`` takes: a 👍, a 👎, or withdrawing the vote."""
+
     up = "up"
     down = "down"
     none = "none"

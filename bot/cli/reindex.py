@@ -39,7 +39,7 @@ def reindex(
     from elasticsearch import TransportError
 
     from retrieval.ingestion.reindex import Reindexer, make_client
-    from retrieval.stores.document_store import StoreUnavailableError
+    from retrieval.stores.errors import StoreUnavailableError
 
     config = make_service().retrieval_config
     if not config.uses_elasticsearch:

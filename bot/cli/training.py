@@ -8,61 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bot.cli import console as out
 from bot.cli.application import EXIT_FAILURE, app, cli_user, friendly_errors, make_service, report_error, say
-from bot.service import InputError, Tanya
-from bot.settings import Settings
+from bot.service import InputError
+from bot.training import launcher_runner, parse_overrides, training_setup
 
 adapters_app = typer.Typer(help="Trained LoRA adapters: list, activate, roll back.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
-
-
-def _training_setup(service: Tanya):  # type: ignore[no-untyped-def]
-    """Settings → the alignment package's plain config objects (nothing below bot reads the environment)."""
-    from alignment.config import AlignmentConfig
-    from alignment.pipeline import RunPaths
-    from alignment.worker import WorkerConfig
-
-    settings = service.settings
-    config = AlignmentConfig(
-        include_private=settings.train_on_private,
-        device=settings.train_device,
-        cpu_bf16=settings.train_cpu_bf16,
-        min_sft_rows=settings.train_min_answers,
-        gate_margin=settings.gate_margin,
-        regression_tolerance=settings.gate_regression_tolerance,
-    )
-    worker_config = WorkerConfig(
-        poll_seconds=settings.worker_poll_seconds,
-        stale_after_seconds=settings.worker_stale_minutes * 60,
-        schedule_minutes=settings.train_schedule_minutes,
-        min_new_feedback=settings.train_min_new_feedback,
-    )
-
-    def paths() -> RunPaths:
-        return RunPaths(base_model=training_base(settings), adapters_dir=settings.adapters_dir)
-
-    return config, worker_config, paths
-
-
-def training_base(settings: Settings) -> Path:
-    """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
-    by name); the default bundled model when answers come from a server."""
-    from retrieval.generation.checkpoint import (
-        ensure_checkpoint,  # retrieval is loaded only when a run needs it
-    )
-
-    generator = settings.generator.strip()
-    if generator and Path(generator).expanduser().is_dir():
-        return Path(generator).expanduser()
-    if generator.startswith(("http://", "https://")):
-        generator = ""
-    return ensure_checkpoint(settings.models_dir, generator)
 
 
 def _print_job(job: Any) -> None:
@@ -99,7 +55,6 @@ def retrain(
 
     from alignment.config import AlignmentConfig
     from alignment.worker import Worker, retrain_runner, worker_name
-    from bot.train_launch import parse_overrides
     from storage.jobs import claim_next_job, enqueue_job
     from storage.models import JobStatus, TrainingJob
 
@@ -123,7 +78,7 @@ def retrain(
         out.console.print(f"Training job #{job_id} is already {status}; not queuing another.")
     if not wait:
         return
-    config, worker_config, paths = _training_setup(service)
+    config, worker_config, paths = training_setup(service.settings)
     with service.database.session() as session:
         claimed = claim_next_job(session, worker=worker_name())
         if claimed is not None:
@@ -161,12 +116,10 @@ def worker(
 
     service = make_service()
     settings = service.settings
-    config, worker_config, paths = _training_setup(service)
+    config, worker_config, paths = training_setup(service.settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if settings.train_launcher:  # each job as `<launcher> -m bot.train_launch` (several GPUs)
-        from bot.train_launch import launcher_runner
-
         runner = launcher_runner(settings.train_launcher)
     else:
         runner = retrain_runner(service.database, config, paths(), show_progress=out.errors.is_terminal)

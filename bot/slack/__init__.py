@@ -10,4 +10,6 @@ Modules, each with one job:
 * ``reactions`` / ``actions`` / ``feedback`` — 👍/👎 and corrections from reactions, buttons and a form.
 * ``commands`` / ``admin`` / ``home`` / ``jobs`` / ``charts`` — ``/tanya``, App Home, job updates.
 * ``render`` / ``text`` / ``once`` / ``channels`` — Block Kit, Slack text, exactly-once, channel kinds.
+* ``ops`` / ``readiness`` / ``instrumentation`` — ``/healthz``, ``/readyz``, ``/metrics``, Slack traffic counts.
+* ``reports`` — a training run's report posted to Slack.
 """

@@ -32,6 +32,8 @@ def _interaction_id(action: dict[str, Any]) -> int | None:
 
 
 class AnswerActions:
+    """The 👍/👎 and correction buttons under an answer."""
+
     def __init__(self, feedback: Feedback) -> None:
         self.feedback = feedback
 

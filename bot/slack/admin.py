@@ -21,6 +21,8 @@ CACHE_SECONDS = 300.0
 
 
 class AdminCheck:
+    """Whether a Slack user may run admin commands: listed in ``TANYA_ADMINS``, or a workspace admin if allowed."""
+
     def __init__(self, settings: Settings, client: WebClient) -> None:
         self.admins = frozenset(settings.admins)
         self.workspace_admins = settings.slack_workspace_admins

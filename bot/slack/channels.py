@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class ChannelKinds:
+    """Which kind of conversation a channel is (public, private, DM), asked of Slack once and remembered."""
+
     def __init__(self, client: WebClient, *, max_entries: int = 10_000) -> None:
         self.client = client
         self.max_entries = max_entries

@@ -44,6 +44,8 @@ def subcommand(command: dict[str, Any]) -> str:
 
 
 class TanyaCommand:
+    """The ``/tanya`` slash command: status for everyone, retrain and adapters for admins."""
+
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
         self.handlers: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SlackContext:
+    """What every Slack handler shares: settings, the service, the Web API client and the worker pools."""
+
     settings: Settings
     service: Tanya
     client: WebClient

@@ -80,6 +80,8 @@ def home_view(ctx: SlackContext, *, admin: bool, days: int = 14) -> dict[str, An
 
 
 class AppHome:
+    """The App Home tab: what tanya knows, how it is doing, and (for admins) the adapters."""
+
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
 

@@ -68,6 +68,8 @@ def report_folder(job: TrainingJob) -> Path | None:
 
 @dataclass(frozen=True)
 class Notice:
+    """A finished training job to announce in the channel where it was asked for."""
+
     job_id: int
     status: str
     channel: str
@@ -77,6 +79,8 @@ class Notice:
 
 
 class JobStatusPoller:
+    """Posts the outcome of training jobs started from Slack when they finish (any replica may post it)."""
+
     def __init__(self, database: Database, client: WebClient, *, interval: float = 10.0) -> None:
         self.database = database
         self.client = client

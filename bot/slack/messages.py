@@ -72,6 +72,8 @@ def addressed_to_someone_else(text: str, bot_user_id: str | None) -> bool:
 
 
 class MessageRouter:
+    """Routes @mentions, DMs and thread replies: a question to the answerer, a correction to feedback."""
+
     def __init__(self, ctx: SlackContext, answerer: Answerer, feedback: Feedback) -> None:
         self.ctx = ctx
         self.answerer = answerer

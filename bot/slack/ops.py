@@ -30,12 +30,16 @@ ComponentCheck = Callable[[], dict[str, str]]
 
 @dataclass(frozen=True)
 class OpsReply:
+    """One response of an operations endpoint."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
 
 
 class OpsEndpoints:
+    """``/healthz``, ``/readyz`` and ``/metrics``, answered without touching Bolt."""
+
     def __init__(self, database: Database, components: ComponentCheck | None = None) -> None:
         self.database = database
         self.components = components

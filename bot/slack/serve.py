@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SlackRuntime:
+    """A built Slack app and what runs beside it, ready to start in HTTP or Socket Mode."""
+
     ctx: SlackContext
     app: App
     poller: JobStatusPoller

@@ -31,6 +31,8 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 
 class HttpServer:
+    """The HTTP-mode server: uvicorn on a socket bound up front, run in a background thread."""
+
     def __init__(self, host: str, port: int) -> None:
         try:
             self.socket = socket.create_server((host, port), backlog=BACKLOG)

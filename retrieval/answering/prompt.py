@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from haystack.components.builders import ChatPromptBuilder
-from haystack.dataclasses import ChatMessage
+if TYPE_CHECKING:
+    from haystack.components.builders import ChatPromptBuilder
+    from haystack.dataclasses import ChatMessage
 
 SYSTEM_PROMPT = (
     "You answer questions from a team's documents. Use only the numbered sources. "
@@ -70,6 +72,8 @@ def make_prompt_builder(
     Inputs: `documents` (in retrieval order), `question`, and optionally `history`, a list of
     (user, assistant) pairs, oldest first (see `bound_history`).
     """
+    from haystack.components.builders import ChatPromptBuilder  # lazy: the checks need no Haystack
+
     for text in (system_prompt, instruction):
         if "{" in text or "}" in text or not text.strip():
             raise ValueError("system_prompt and instruction must be non-empty plain text without braces")

@@ -46,6 +46,8 @@ GEMMA_CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class BundledModel:
+    """A language model tanya can run without a server, and the package that ships it."""
+
     name: str
     """The value of ``TANYA_GENERATOR`` and the name of the converted checkpoint's folder."""
     install: str

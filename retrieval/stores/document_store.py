@@ -11,12 +11,9 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DocumentStore, DuplicatePolicy
 
 from retrieval.config import RetrievalConfig
+from retrieval.stores.errors import StoreUnavailableError
 
 STORE_FILE = "documents.json"
-
-
-class StoreUnavailableError(RuntimeError):
-    """The configured document store cannot be reached or read; the message is one line for the operator."""
 
 
 def store_path(config: RetrievalConfig) -> Path:

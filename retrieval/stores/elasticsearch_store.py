@@ -19,6 +19,7 @@ from retrieval.stores.elasticsearch_index import (
     index_mapping,
     physical_index_name,
 )
+from retrieval.stores.errors import StoreUnavailableError
 
 __all__ = ["AliasedElasticsearchDocumentStore", "index_mapping", "open_elasticsearch_store"]
 
@@ -172,8 +173,6 @@ def open_elasticsearch_store(config: RetrievalConfig) -> AliasedElasticsearchDoc
     mapping version is used as it is, with a warning: `tanya reindex` moves it (searches then fail
     early with EmbedderMismatchError rather than return nonsense).
     """
-    from retrieval.stores.document_store import StoreUnavailableError
-
     store = make_elasticsearch_store(config)
     try:
         store.count_documents()

@@ -3,7 +3,6 @@ tokenizer, small real LoRA adapters, and a configuration sized for a handful of 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,9 @@ from retrieval.generation.checkpoint import (
     CHECKPOINT_NAME,
     MARKER_FILENAME,
     bundled_gguf_path,
-    ensure_checkpoint,
 )
 
 AdapterFactory = Callable[..., Path]
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Outlives one pytest run (pytest keeps its base folder's parent), so conversion happens once."""
-    configured = os.environ.get("TANYA_TEST_MODEL_CACHE")
-    if configured:
-        return Path(configured)
-    return tmp_path_factory.getbasetemp().parent / "tanya-model-cache"
-
-
-@pytest.fixture(scope="session")
-def checkpoint_dir(model_cache: Path) -> Path:
-    return ensure_checkpoint(model_cache)
 
 
 @pytest.fixture(scope="session")

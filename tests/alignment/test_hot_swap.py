@@ -24,7 +24,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture
 def generator(checkpoint_dir: Path) -> Any:
-    from retrieval.generation.factory import LocalChatGenerator
+    from retrieval.generation.local import LocalChatGenerator
 
     generator = LocalChatGenerator(model_path=checkpoint_dir, max_new_tokens=12, torch_threads=1)
     generator.warm_up()
@@ -157,7 +157,7 @@ def test_a_fresh_process_answers_its_first_question_with_the_active_adapter(
     tmp_path: Path, database: Database, checkpoint_dir: Path, make_adapter: AdapterFactory
 ) -> None:
     """After a restart the generator is cold; the first answer must still load the active adapter."""
-    from retrieval.generation.factory import LocalChatGenerator
+    from retrieval.generation.local import LocalChatGenerator
 
     activate(database, _publish(database, tmp_path / "adapters", make_adapter, "v1", seed=1))
     service = Tanya(Settings(home=tmp_path / "fresh"), database=database)

@@ -20,7 +20,7 @@ from alignment.distributed import SINGLE, Processes
 from alignment.launch import read_outcome
 from alignment.registry import list_versions
 from alignment.worker import Worker, WorkerConfig
-from bot.train_launch import launch_command, launcher_runner, parse_overrides
+from bot.training import launch_command, launcher_runner, parse_overrides
 from storage import Database, JobStatus, TrainingJob
 from storage.jobs import enqueue_job
 from tests.alignment.seed import seed_good_feedback, wait_for
@@ -165,7 +165,7 @@ def test_a_killed_worker_takes_its_launched_run_with_it(tmp_path: Path) -> None:
     pidfile = tmp_path / "run.pid"
     worker_code = (
         "import sys, types\n"
-        "from bot.train_launch import launcher_runner\n"
+        "from bot.training import launcher_runner\n"
         "launcher_runner(sys.argv[1])(types.SimpleNamespace(id=1), lambda record: None)\n"
     )
     worker = subprocess.Popen(

@@ -86,7 +86,7 @@ def test_the_promoted_adapter_changes_the_answers(
 ) -> None:
     from haystack.dataclasses import ChatMessage
 
-    from retrieval.generation.factory import LocalChatGenerator
+    from retrieval.generation.local import LocalChatGenerator
 
     _, outcome, _ = promoted
     item = load_regression_set()[0]

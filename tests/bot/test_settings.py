@@ -72,12 +72,11 @@ def test_retrieval_settings_reach_the_retrieval_config(
 def test_training_settings_reach_the_alignment_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from bot.cli.training import _training_setup
-    from bot.service import Tanya
+    from bot.training import training_setup
 
     monkeypatch.setenv("TANYA_HOME", str(tmp_path))
     monkeypatch.setenv("TANYA_TRAIN_DEVICE", "cpu")
     monkeypatch.setenv("TANYA_TRAIN_CPU_BF16", "true")
     monkeypatch.setenv("TANYA_TRAIN_MIN_ANSWERS", "12")
-    config, _, _ = _training_setup(Tanya(Settings()))
+    config, _, _ = training_setup(Settings())
     assert config.device == "cpu" and config.cpu_bf16 and config.min_sft_rows == 12

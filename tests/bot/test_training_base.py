@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.training import training_base
 from bot.settings import Settings
+from bot.training import training_base
 from retrieval.generation import checkpoint
 
 

@@ -122,7 +122,5 @@ def elasticsearch_config(elasticsearch_url: str, tmp_path: Path) -> Iterator[Ret
 from tests.retrieval.model_fixtures import (  # noqa: E402,F401
     local_generator,
     lora_adapter_dir,
-    smollm2_cache_dir,
-    smollm2_checkpoint,
 )
 from tests.retrieval.stores.es_stub import fake_es  # noqa: E402,F401

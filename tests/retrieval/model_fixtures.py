@@ -1,5 +1,5 @@
-"""Session fixtures around the bundled language model: the converted checkpoint, a warm generator, and a
-real LoRA adapter trained for a few steps so that it visibly changes the model's answers.
+"""Session fixtures around the bundled language model: a warm generator, and a real LoRA adapter trained
+for a few steps so that it visibly changes the model's answers (the checkpoint is ``tests/conftest.py``'s).
 
 They are registered for the tests of this folder through `tests/retrieval/conftest.py`; other folders can
 import them into their own conftest the same way.
@@ -8,13 +8,11 @@ import them into their own conftest the same way.
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from retrieval.generation.checkpoint import ensure_checkpoint
 from retrieval.generation.local import LocalChatGenerator
 
 # What the adapter is trained to say; the base model answers this question plainly ("... is Paris.").
@@ -23,39 +21,23 @@ ADAPTER_ANSWER = "Ahoy! Tanya says the capital be Paris, matey."
 
 
 @pytest.fixture(scope="session")
-def smollm2_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the converted checkpoint lives: TANYA_TEST_MODEL_CACHE, else a folder next to pytest's
-    temporary folders that outlives one run (the alignment tests use the same one), so that conversion
-    (20-40 s) happens once per machine."""
-    configured = os.environ.get("TANYA_TEST_MODEL_CACHE")
-    if configured:
-        return Path(configured)
-    return tmp_path_factory.getbasetemp().parent / "tanya-model-cache"
-
-
-@pytest.fixture(scope="session")
-def smollm2_checkpoint(smollm2_cache_dir: Path) -> Path:
-    return ensure_checkpoint(smollm2_cache_dir)
-
-
-@pytest.fixture(scope="session")
-def local_generator(smollm2_checkpoint: Path) -> LocalChatGenerator:
+def local_generator(checkpoint_dir: Path) -> LocalChatGenerator:
     """One warm generator for the whole session. Tests that switch adapters must switch back."""
     # One torch thread: on a CPU shared with other jobs, oversubscribed threads were measured 5x slower.
-    generator = LocalChatGenerator(model_path=smollm2_checkpoint, max_new_tokens=24, torch_threads=1)
+    generator = LocalChatGenerator(model_path=checkpoint_dir, max_new_tokens=24, torch_threads=1)
     generator.warm_up()
     return generator
 
 
 @pytest.fixture(scope="session")
-def lora_adapter_dir(smollm2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def lora_adapter_dir(checkpoint_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A LoRA adapter (r=8 on q_proj/v_proj) trained for eight steps to answer ADAPTER_QUESTION in pirate."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_checkpoint)
-    model = AutoModelForCausalLM.from_pretrained(smollm2_checkpoint, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
     torch.manual_seed(0)
     peft_model = get_peft_model(
         model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])

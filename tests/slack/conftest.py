@@ -9,7 +9,6 @@ them is what takes time.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,16 +85,6 @@ class EmptyStore:
 
     def count_documents(self) -> int:
         return 0
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The converted bundled model, shared with the retrieval and alignment tests and kept between
-    runs (TANYA_TEST_MODEL_CACHE, else next to pytest's temporary folders): converting takes a while."""
-    configured = os.environ.get("TANYA_TEST_MODEL_CACHE")
-    path = Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "tanya-model-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture(scope="session")

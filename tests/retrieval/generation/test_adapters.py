@@ -180,10 +180,10 @@ def test_a_swap_during_generation_waits_for_the_next_request(
 
 
 def test_adapters_named_at_construction_are_loaded_by_warm_up(
-    smollm2_checkpoint: Path, lora_adapter_dir: Path, tuned: dict[str, str]
+    checkpoint_dir: Path, lora_adapter_dir: Path, tuned: dict[str, str]
 ) -> None:
     generator = LocalChatGenerator(
-        model_path=smollm2_checkpoint,
+        model_path=checkpoint_dir,
         max_new_tokens=24,
         adapters={"pirate": str(lora_adapter_dir)},
         active_adapter="pirate",

@@ -127,20 +127,20 @@ def test_stale_and_outdated_checkpoints_are_replaced(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.model
-def test_the_checkpoint_is_a_trainable_fp32_model_with_a_chat_template(smollm2_checkpoint: Path) -> None:
+def test_the_checkpoint_is_a_trainable_fp32_model_with_a_chat_template(checkpoint_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    names = {p.name for p in smollm2_checkpoint.iterdir()}
+    names = {p.name for p in checkpoint_dir.iterdir()}
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= names
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
     rendered = tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
     )
     assert rendered.endswith("<|im_start|>assistant\n")
     assert tokenizer.eos_token == "<|im_end|>"
 
-    model = AutoModelForCausalLM.from_pretrained(smollm2_checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir)
     assert model.dtype == torch.float32
     assert getattr(model.config, "quantization_config", None) is None
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
@@ -157,12 +157,12 @@ def test_the_checkpoint_is_a_trainable_fp32_model_with_a_chat_template(smollm2_c
 
 @pytest.mark.model
 def test_a_second_call_reuses_the_checkpoint_at_once(
-    smollm2_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def must_not_convert(gguf: Path, destination: Path) -> None:
         raise AssertionError("converted again")
 
     monkeypatch.setattr(checkpoint, "_convert", must_not_convert)
     started = time.perf_counter()
-    assert ensure_checkpoint(smollm2_checkpoint.parent) == smollm2_checkpoint
+    assert ensure_checkpoint(checkpoint_dir.parent) == checkpoint_dir
     assert time.perf_counter() - started < 0.5

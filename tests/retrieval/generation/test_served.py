@@ -14,8 +14,9 @@ import pytest
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from retrieval.generation.adapters import AdapterLoadError
-from retrieval.generation.factory import DEFAULT_SERVED_MODEL, ServedChatGenerator, make_chat_generator
+from retrieval.generation.factory import make_chat_generator
 from retrieval.generation.local import LocalChatGenerator
+from retrieval.generation.served import DEFAULT_SERVED_MODEL, ServedChatGenerator
 
 MESSAGES = [ChatMessage.from_system("Be brief."), ChatMessage.from_user("Where is the VPN guide?")]
 
@@ -190,8 +191,8 @@ def test_factory_fills_in_v1_and_defaults_and_keeps_the_key_out_of_serialization
 
 
 @pytest.mark.model
-def test_factory_builds_the_local_generator_on_the_converted_checkpoint(smollm2_checkpoint: Path) -> None:
-    for spec in ("", "local", str(smollm2_checkpoint)):
-        generator = make_chat_generator(spec, model_cache_dir=smollm2_checkpoint.parent, max_new_tokens=7)
+def test_factory_builds_the_local_generator_on_the_converted_checkpoint(checkpoint_dir: Path) -> None:
+    for spec in ("", "local", str(checkpoint_dir)):
+        generator = make_chat_generator(spec, model_cache_dir=checkpoint_dir.parent, max_new_tokens=7)
         assert isinstance(generator, LocalChatGenerator)
-        assert (generator.model_path, generator.max_new_tokens) == (smollm2_checkpoint, 7)
+        assert (generator.model_path, generator.max_new_tokens) == (checkpoint_dir, 7)

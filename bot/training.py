@@ -1,0 +1,88 @@
+"""Re-training, composed from the settings: alignment configs, the base checkpoint, the launcher.
+
+Shared by the commands that start runs (``bot.cli.training``) and by the process a launcher starts
+(``bot.train_launch``). Nothing below ``bot`` reads the environment, so the settings become the alignment
+package's plain config objects here. Alignment and retrieval are imported inside the functions (lazy):
+``tanya --help`` and the Slack bot should not load TRL.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+
+LAUNCH_MODULE = "bot.train_launch"
+
+
+def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
+    """Settings → the alignment package's plain config objects (nothing below bot reads the environment)."""
+    from alignment.config import AlignmentConfig  # lazy: TRL
+    from alignment.pipeline import RunPaths
+    from alignment.worker import WorkerConfig
+
+    config = AlignmentConfig(
+        include_private=settings.train_on_private,
+        device=settings.train_device,
+        cpu_bf16=settings.train_cpu_bf16,
+        min_sft_rows=settings.train_min_answers,
+        gate_margin=settings.gate_margin,
+        regression_tolerance=settings.gate_regression_tolerance,
+    )
+    worker_config = WorkerConfig(
+        poll_seconds=settings.worker_poll_seconds,
+        stale_after_seconds=settings.worker_stale_minutes * 60,
+        schedule_minutes=settings.train_schedule_minutes,
+        min_new_feedback=settings.train_min_new_feedback,
+    )
+
+    def paths() -> RunPaths:
+        return RunPaths(base_model=training_base(settings), adapters_dir=settings.adapters_dir)
+
+    return config, worker_config, paths
+
+
+def training_base(settings: Settings) -> Path:
+    """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
+    by name); the default bundled model when answers come from a server."""
+    from retrieval.generation.checkpoint import ensure_checkpoint  # loaded only when a run needs it
+
+    generator = settings.generator.strip()
+    if generator and Path(generator).expanduser().is_dir():
+        return Path(generator).expanduser()
+    if generator.startswith(("http://", "https://")):
+        generator = ""
+    return ensure_checkpoint(settings.models_dir, generator)
+
+
+def launch_command(launcher: str, job_id: int, result: Path) -> list[str]:
+    """The command line a worker runs for a job: the launcher, then this module with the job."""
+    parts = shlex.split(launcher)
+    if not parts:
+        raise ValueError("the training launcher is empty")
+    return [*parts, "-m", LAUNCH_MODULE, "--job-id", str(job_id), "--result", str(result)]
+
+
+def launcher_runner(launcher: str) -> Any:
+    """A worker runner that runs each job under `launcher` (see ``alignment.launch``)."""
+    from alignment.launch import launched_runner
+
+    launch_command(launcher, 0, Path("check"))  # an empty launcher fails here, at start-up
+    return launched_runner(lambda job_id, result: launch_command(launcher, job_id, result))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs; values are read as JSON when they are JSON (numbers, booleans), else text."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set needs FIELD=VALUE, not {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except ValueError:
+            overrides[key.strip()] = raw
+    return overrides
