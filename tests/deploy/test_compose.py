@@ -255,7 +255,7 @@ def test_vllm_serves_the_base_model_the_worker_trains_with_runtime_lora_loading(
     assert "--enable-lora" in arguments
     assert arguments["--model"] == f"/data/models/{CHECKPOINT_NAME}"
     # tanya asks for retrieval.generation.served.DEFAULT_SERVED_MODEL unless TANYA_GENERATOR_MODEL says otherwise.
-    module = ast.parse((REPO / "retrieval" / "generator.py").read_text(encoding="utf-8"))
+    module = ast.parse((REPO / "retrieval" / "generation" / "served.py").read_text(encoding="utf-8"))
     constants = {
         node.targets[0].id: node.value.value
         for node in module.body
