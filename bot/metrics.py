@@ -105,6 +105,11 @@ VOTES = Counter(
     registry=REGISTRY,
 )
 VOTES_WITHDRAWN = Counter("tanya_votes_withdrawn", "Votes taken back.", registry=REGISTRY)
+STALE_REACTIONS = Counter(
+    "tanya_slack_stale_reactions",
+    "Reaction events ignored because a newer event (by event_ts) for that person, answer and emoji was applied.",
+    registry=REGISTRY,
+)
 CORRECTIONS = Counter(
     "tanya_corrections",
     "Corrections written, by where they came from (slack_thread, slack_modal, cli).",

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -135,6 +137,33 @@ class Vote(Base):
     )
 
 
+class VoteReaction(Base):
+    """The newest 👍 and 👎 reaction event applied for one person on one answer, present or removed.
+
+    Slack delivers reaction events in any order once several are in flight, and an acknowledged event
+    is never sent again, so arrival order cannot decide a vote. Each emoji keeps the ``event_ts`` of the
+    last event applied to it (microseconds since the epoch) and whether the reaction is still there; an
+    older event is ignored. A removal stays here as a tombstone, so an add that arrives after it cannot
+    bring the vote back. The vote itself (``Vote``) is derived from this row: the newer of the reactions
+    still present, or none. Totals and training read ``votes`` only, so tombstones never reach them.
+    """
+
+    __tablename__ = "vote_reactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    up_event_us: Mapped[int | None] = mapped_column(BigInteger)
+    up_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    down_event_us: Mapped[int | None] = mapped_column(BigInteger)
+    down_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "user_id", name="uq_vote_reactions_interaction_user"),
+    )
+
+
 class Correction(Base):
     """A better answer written by a person; the strongest training signal there is."""
 
@@ -226,5 +255,6 @@ __all__ = [
     "TrainingJob",
     "UTCDateTime",
     "Vote",
+    "VoteReaction",
     "utcnow",
 ]
