@@ -189,6 +189,30 @@ class ProcessedEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
+class UndeliveredAnswer(Base):
+    """A question tanya accepted but could not answer in Slack, kept so it does not vanish.
+
+    Once Slack's delivery is acknowledged it is never sent again; when every retry of the post failed
+    (rate limited past the deadline, Slack down, the channel gone), this row is what is left for an
+    operator: which question, where, at which stage, and why.
+    """
+
+    __tablename__ = "undelivered_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    question_ts: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(
+        String(32), doc="placeholder (nothing posted) or answer (final update)"
+    )
+    error: Mapped[str] = mapped_column(Text)
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+
+
 class TrainingJob(Base):
     """A request to re-train the adapter, claimed by exactly one worker."""
 
@@ -254,6 +278,7 @@ __all__ = [
     "ProcessedEvent",
     "TrainingJob",
     "UTCDateTime",
+    "UndeliveredAnswer",
     "Vote",
     "VoteReaction",
     "utcnow",
