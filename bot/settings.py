@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         le=19,
         description="Linux: how many nice steps below Slack acknowledgements the answer threads run (0: same).",
     )
+    slack_retry_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="How long one Slack Web API call may keep retrying 429s (after Retry-After) and 5xx errors.",
+    )
 
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Slack user ids allowed to retrain and roll back (comma-separated)."

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -141,6 +143,33 @@ class Vote(Base):
     )
 
 
+class VoteReaction(Base):
+    """The newest 👍 and 👎 reaction event applied for one person on one answer, present or removed.
+
+    Slack delivers reaction events in any order once several are in flight, and an acknowledged event
+    is never sent again, so arrival order cannot decide a vote. Each emoji keeps the ``event_ts`` of the
+    last event applied to it (microseconds since the epoch) and whether the reaction is still there; an
+    older event is ignored. A removal stays here as a tombstone, so an add that arrives after it cannot
+    bring the vote back. The vote itself (``Vote``) is derived from this row: the newer of the reactions
+    still present, or none. Totals and training read ``votes`` only, so tombstones never reach them.
+    """
+
+    __tablename__ = "vote_reactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    up_event_us: Mapped[int | None] = mapped_column(BigInteger)
+    up_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    down_event_us: Mapped[int | None] = mapped_column(BigInteger)
+    down_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "user_id", name="uq_vote_reactions_interaction_user"),
+    )
+
+
 class Correction(Base):
     """A better answer written by a person; the strongest training signal there is."""
 
@@ -164,6 +193,30 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64), default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class UndeliveredAnswer(Base):
+    """A question tanya accepted but could not answer in Slack, kept so it does not vanish.
+
+    Once Slack's delivery is acknowledged it is never sent again; when every retry of the post failed
+    (rate limited past the deadline, Slack down, the channel gone), this row is what is left for an
+    operator: which question, where, at which stage, and why.
+    """
+
+    __tablename__ = "undelivered_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    question_ts: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(
+        String(32), doc="placeholder (nothing posted) or answer (final update)"
+    )
+    error: Mapped[str] = mapped_column(Text)
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
 
 
 class TrainingJob(Base):
@@ -231,6 +284,8 @@ __all__ = [
     "ProcessedEvent",
     "TrainingJob",
     "UTCDateTime",
+    "UndeliveredAnswer",
     "Vote",
+    "VoteReaction",
     "utcnow",
 ]

@@ -105,6 +105,17 @@ VOTES = Counter(
     registry=REGISTRY,
 )
 VOTES_WITHDRAWN = Counter("tanya_votes_withdrawn", "Votes taken back.", registry=REGISTRY)
+UNDELIVERED = Counter(
+    "tanya_slack_undelivered_answers",
+    "Questions whose answer could not be posted to Slack, by stage: placeholder (nothing posted) or answer.",
+    ["stage"],
+    registry=REGISTRY,
+)
+STALE_REACTIONS = Counter(
+    "tanya_slack_stale_reactions",
+    "Reaction events ignored because a newer event (by event_ts) for that person, answer and emoji was applied.",
+    registry=REGISTRY,
+)
 CORRECTIONS = Counter(
     "tanya_corrections",
     "Corrections written, by where they came from (slack_thread, slack_modal, cli).",
@@ -127,6 +138,8 @@ for _direction in ("up", "down"):
         VOTES.labels(direction=_direction, source=_source)
 for _kind in ("event", "answer"):
     DUPLICATES.labels(kind=_kind)
+for _stage in ("placeholder", "answer"):
+    UNDELIVERED.labels(stage=_stage)
 
 
 def label(value: object, limit: int = 48) -> str:

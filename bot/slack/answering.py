@@ -4,7 +4,10 @@ The order matters for users and for the data: claim the message (exactly one ans
 Slack delivers it), post a placeholder at once (the user sees that tanya is on it), generate on the
 bounded answer pool while streaming into the placeholder, then replace it with the Block Kit answer.
 The interaction is recorded with the placeholder's ``ts``, so a 👍 on the finished message finds it.
-Whatever fails, the thread gets a short apology and the log gets the details, never the user.
+Whatever fails, the thread gets a short apology and the log gets the details, never the user. When
+Slack itself will not take the message (rate limited past the retry deadline, down, the channel gone),
+the question is recorded as undelivered (``undelivered_answers``, a metric, one ERROR line with the
+event id) instead of vanishing: its delivery was acknowledged, so Slack will not send it again.
 
 Every answer leaves one INFO line carrying its Slack event id and interaction id (the log context is
 handed to the answer pool with the work), so an operator can go from a thread to the log and back.
@@ -19,15 +22,17 @@ import uuid
 from dataclasses import dataclass
 
 from bot.observability.logs import log_context
-from bot.observability.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS
+from bot.observability.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS, UNDELIVERED
 from bot.service import InputError
 from bot.slack import render
 from bot.slack.context import SlackContext
+from bot.slack.delivery import Undeliverable, post_once
 from bot.slack.once import claim, in_progress_key, message_key
 from bot.slack.streaming import StreamingMessage
 from bot.slack.text import escape
 from storage import ChannelKind
 from storage.interactions import thread_interactions
+from storage.undelivered import record_undelivered
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ class Question:
     thread_ts: str
     origin: ChannelKind
     team: str | None = None
+    event_id: str | None = None
 
 
 def _reference() -> str:
@@ -66,16 +72,23 @@ class Answerer:
             return
         started = time.perf_counter()
         try:
-            placeholder = self.ctx.client.chat_postMessage(
+            ts = post_once(
+                self.ctx.client,
                 channel=question.channel,
                 thread_ts=question.thread_ts,
+                key=message_key(question.channel, question.ts),
+                after_ts=question.ts,
+                deadline=self.ctx.settings.slack_retry_seconds,
                 text=render.PLACEHOLDER_TEXT,
                 blocks=render.placeholder_blocks(),
             )
-        except Exception:
-            log.exception("could not post in %s; the question goes unanswered", question.channel)
+        except Undeliverable as exc:
+            self._undelivered(question, "placeholder", str(exc))
             return
-        ts = str(placeholder["ts"])
+        except Exception as exc:  # a bug, not Slack: still never a question that vanishes without a trace
+            log.exception("could not post in %s", question.channel)
+            self._undelivered(question, "placeholder", f"{type(exc).__name__}: {exc}")
+            return
         try:
             claim(self.ctx.database, in_progress_key(question.channel, ts), "writing")
         except Exception:  # only early reactions depend on it; the answer itself does not
@@ -129,7 +142,11 @@ class Answerer:
                 # Blocks can be refused where plain text is not: never leave "writing…" behind.
                 log.error("Slack refused the blocks of answer #%s; sending it as text", answer.interaction_id)
                 text = f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id})"
-                self._replace(question, ts, text, plain=True)
+                if not self._replace(question, ts, text, plain=True):
+                    self._undelivered(
+                        question, "answer", "chat.update failed", interaction_id=answer.interaction_id
+                    )
+                    return False
             log.info(
                 "answered %s/%s as answer #%s (%s, %.1fs, adapter %s)",
                 question.channel,
@@ -149,13 +166,46 @@ class Answerer:
             turns = thread_interactions(session, question.channel, question.thread_ts)
             return [(turn.question, turn.answer) for turn in turns][-HISTORY_TURNS:]
 
-    def _replace(self, question: Question, ts: str, message: str, *, plain: bool = False) -> None:
+    def _replace(self, question: Question, ts: str, message: str, *, plain: bool = False) -> bool:
         """Rewrite the placeholder with a notice (or, ``plain``, with text and no blocks at all)."""
         try:
             blocks = [] if plain else render.problem_blocks(message)
             self.ctx.client.chat_update(channel=question.channel, ts=ts, text=message, blocks=blocks)
+            return True
         except Exception as exc:
             log.warning("could not update %s/%s: %s", question.channel, ts, exc)
+            return False
+
+    def _undelivered(
+        self, question: Question, stage: str, reason: str, *, interaction_id: int | None = None
+    ) -> None:
+        """The answer could not reach Slack: count it, log it with the event id, and keep a row."""
+        UNDELIVERED.labels(stage=stage).inc()
+        log.error(
+            "the answer to %s/%s (event %s) could not be delivered at the %s stage: %s",
+            question.channel,
+            question.ts,
+            question.event_id or "unknown",
+            stage,
+            reason,
+        )
+        try:
+            with self.ctx.database.session() as session:
+                record_undelivered(
+                    session,
+                    channel_id=question.channel,
+                    question_ts=question.ts,
+                    thread_ts=question.thread_ts,
+                    user_id=question.user,
+                    event_id=question.event_id,
+                    stage=stage,
+                    error=reason,
+                    interaction_id=interaction_id,
+                )
+        except Exception as exc:
+            log.error(
+                "could not record the undelivered answer to %s/%s: %s", question.channel, question.ts, exc
+            )
 
     def _post_problem(self, question: Question, message: str) -> None:
         try:

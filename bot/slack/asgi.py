@@ -29,6 +29,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.slack.ops import OpsEndpoints
+from bot.slack.payloads import shape_problem, signature_problem
 from bot.slack.priority import AckFirst
 from storage import Database
 
@@ -97,8 +98,19 @@ class SlackAsgiApp:
         if body is None:
             await respond_json(send, 413, {"ok": False, "error": "request body too large"})
             return
+        secret = getattr(bolt, "_signing_secret", "")
+        if secret:  # before any parsing: an unsigned request learns nothing about the body's handling
+            problem = signature_problem(_headers(scope), body, secret)
+            if problem is not None:
+                log.warning("refused an unsigned request: %s", problem)
+                await respond_json(send, 401, {"ok": False, "error": "invalid signature"})
+                return
         request = bolt_request(scope, body)
-        if request is None:
+        problem = (
+            "not the JSON or form encoding Slack sends" if request is None else shape_problem(request.body)
+        )
+        if problem is not None:
+            log.warning("rejected a malformed request: %s", problem)
             await respond_json(send, 400, {"ok": False, "error": "malformed request body"})
             return
         loop = asyncio.get_running_loop()
@@ -106,17 +118,22 @@ class SlackAsgiApp:
         await respond_bolt(send, response)
 
 
-def bolt_request(scope: Scope, body: bytes) -> BoltRequest | None:
-    """The request as Bolt reads it, or None when the body is not the JSON or form encoding Slack sends."""
+def _headers(scope: Scope) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in scope["headers"]:
         headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return headers
+
+
+def bolt_request(scope: Scope, body: bytes) -> BoltRequest | None:
+    """The request as Bolt reads it, or None when the body is not the JSON or form encoding Slack sends."""
+    headers = _headers(scope)
     try:
         request = BoltRequest(
             body=body.decode("utf-8"), query=scope.get("query_string", b"").decode("latin-1"), headers=headers
         )
-    except (ValueError, AttributeError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
-        log.info("rejected a malformed request: %s", exc)
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:  # UnicodeDecodeError: ValueError
+        log.info("could not parse a request body: %s", type(exc).__name__)
         return None
     return request if isinstance(request.body, dict) else None
 

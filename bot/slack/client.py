@@ -2,7 +2,9 @@
 
 One client for the whole process, so ``SLACK_API_URL`` (a proxy, a test emulator, a GovSlack host)
 applies everywhere, and so rate limits are honoured in one place: a 429 is retried after the
-``Retry-After`` Slack sends, a 500/503 once, a dropped connection once — instead of losing an answer.
+``Retry-After`` Slack sends, a 5xx or a dropped connection with back-off, all until one deadline per
+call (``bot.slack.retries``) — instead of losing an answer. ``chat.postMessage`` is the exception for
+5xx and dropped connections: ``bot.slack.delivery`` looks the message up before posting it again.
 Errors and retries are counted on the way (``bot.slack.instrumentation``).
 """
 
@@ -11,14 +13,15 @@ from __future__ import annotations
 import logging
 
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot.settings import Settings
 from bot.slack.instrumentation import CountingRetryHandler, CountingWebClient
+from bot.slack.retries import (
+    DEFAULT_DEADLINE_SECONDS,
+    ConnectionRetryHandler,
+    RateLimitedRetryHandler,
+    ServerErrorRetryHandler,
+)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -28,7 +31,9 @@ def api_base_url(settings: Settings) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def make_web_client(settings: Settings, *, timeout: int = 30) -> WebClient:
+def make_web_client(
+    settings: Settings, *, timeout: int = 30, retry_deadline: float = DEFAULT_DEADLINE_SECONDS
+) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return CountingWebClient(
         token=token,
@@ -36,8 +41,8 @@ def make_web_client(settings: Settings, *, timeout: int = 30) -> WebClient:
         timeout=timeout,
         logger=logging.getLogger("tanya.slack.web"),
         retry_handlers=[
-            CountingRetryHandler(ConnectionErrorRetryHandler(max_retry_count=1), "connection"),
-            CountingRetryHandler(RateLimitErrorRetryHandler(max_retry_count=3), "rate_limited"),
-            CountingRetryHandler(ServerErrorRetryHandler(max_retry_count=2), "server_error"),
+            CountingRetryHandler(RateLimitedRetryHandler(retry_deadline), "rate_limited"),
+            CountingRetryHandler(ServerErrorRetryHandler(retry_deadline), "server_error"),
+            CountingRetryHandler(ConnectionRetryHandler(retry_deadline), "connection"),
         ],
     )

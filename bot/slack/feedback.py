@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.observability import metrics
 from bot.slack.context import SlackContext
 from storage import Interaction
 from storage.feedback import get_vote
 from storage.interactions import find_by_slack_message, get_interaction, thread_interactions
+from storage.reactions import ReactionResult, apply_reaction
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,22 @@ class Feedback:
 
     def withdraw(self, interaction_id: int, *, user: str, up: bool) -> bool:
         return self.ctx.service.unrate(interaction_id, user_id=user, up=up)
+
+    def react(
+        self, interaction_id: int, *, user: str, up: bool, added: bool, event_us: int
+    ) -> ReactionResult:
+        """A reaction event, applied only if newer than the last one for that emoji (``storage.reactions``)."""
+        with self.ctx.database.session() as session:
+            result = apply_reaction(
+                session, interaction_id=interaction_id, user_id=user, up=up, added=added, event_us=event_us
+            )
+        if not result.applied:
+            metrics.STALE_REACTIONS.inc()
+        elif result.changed and result.vote is None:
+            metrics.VOTES_WITHDRAWN.inc()
+        elif result.changed:
+            metrics.VOTES.labels(direction="up" if result.vote == 1 else "down", source="reaction").inc()
+        return result
 
     def correct(self, interaction_id: int, *, user: str, text: str, source: str) -> int:
         return self.ctx.service.correct(interaction_id, user_id=user, text=text, source=source)

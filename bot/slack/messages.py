@@ -128,6 +128,7 @@ class MessageRouter:
                 thread_ts=thread_ts or ts,
                 origin=origin,
                 team=event.get("team") or context.team_id,
+                event_id=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
             )
         )
 

@@ -1,8 +1,10 @@
 """👍/👎 reactions on tanya's answers become votes; every other reaction is ignored.
 
 Only reactions on a message that is a recorded answer count (``find_by_slack_message``), whatever the
-emoji's skin tone. Adding sets or changes the person's single vote; removing withdraws it only if it
-still has that value. If the database cannot take the vote, the person is told so privately.
+emoji's skin tone. A person's vote is the newer of their 👍 and 👎 still on the message, decided by each
+event's ``event_ts`` rather than by the order the events finish on the listener pool
+(``storage.reactions``): an event older than one already applied changes nothing. If the database cannot
+take the vote, the person is told so privately.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
 from bot.slack.once import claim, claimed, event_key, in_progress_key
 from bot.slack.text import vote_from_reaction
+from storage.reactions import slack_ts_micros
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +38,24 @@ class ReactionVotes:
         self.feedback = feedback
 
     def on_reaction(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        up = vote_from_reaction(event.get("reaction", ""))
-        item = event.get("item") or {}
+        reaction = event.get("reaction")
+        up = vote_from_reaction(reaction) if isinstance(reaction, str) else None
+        item = event.get("item")
         user = event.get("user")
+        if not isinstance(item, dict) or not isinstance(user, str):
+            if up is not None:
+                log.warning("ignored a %s without a message item or a user", event.get("type"))
+            return
         if up is None or item.get("type") != "message" or not user or user == context.bot_user_id:
             return
         item_user = event.get("item_user")
         if item_user and context.bot_user_id and item_user != context.bot_user_id:
             return  # on someone else's message: no database work at all
         channel, ts = item.get("channel"), item.get("ts")
-        if not channel or not ts:
+        if not isinstance(channel, str) or not isinstance(ts, str) or not channel or not ts:
             return
         added = event.get("type") == "reaction_added"
+        event_us = event_time(body, event)
         try:
             key = event_key(body)
             if key and not claim(self.ctx.database, key, event.get("type", "")):
@@ -56,10 +65,9 @@ class ReactionVotes:
                 answer = self._wait_for_answer(channel, ts)
             if answer is None:
                 return
-            if added:
-                self.feedback.vote(answer.interaction_id, user=user, up=up, source="reaction")
-            else:
-                self.feedback.withdraw(answer.interaction_id, user=user, up=up)
+            result = self.feedback.react(
+                answer.interaction_id, user=user, up=up, added=added, event_us=event_us
+            )
         except Exception:
             log.exception(
                 "could not record a %s reaction by %s on %s/%s", event.get("reaction"), user, channel, ts
@@ -67,7 +75,15 @@ class ReactionVotes:
             if added:
                 self.ctx.ephemeral(channel=channel, user=user, text=self.feedback.not_recorded(up))
             return
-        if added:
+        if not result.applied:
+            log.info(
+                "ignored a %s by %s on %s/%s: a newer reaction event was applied first",
+                event.get("type"),
+                user,
+                channel,
+                ts,
+            )
+        elif added:
             self.ctx.ephemeral(
                 channel=channel, user=user, text=self.feedback.thanks(up), thread_ts=answer.thread_ts
             )
@@ -85,12 +101,25 @@ class ReactionVotes:
         return None
 
 
+def event_time(body: dict[str, Any], event: dict[str, Any]) -> int:
+    """When Slack says the reaction happened, in microseconds: ``event_ts``, else the delivery's
+    ``event_time``, else now (an event without either can only be ordered by its arrival)."""
+    exact = slack_ts_micros(event.get("event_ts"))
+    if exact is not None:
+        return exact
+    seconds = body.get("event_time")
+    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
+        return seconds * 1_000_000
+    return time.time_ns() // 1000
+
+
 def register(app: App, votes: ReactionVotes) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
     def record_reaction(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        channel = (event.get("item") or {}).get("channel")
+        item = event.get("item")
+        channel = item.get("channel") if isinstance(item, dict) else None
         with log_context(event_id=body.get("event_id"), channel=channel):
             votes.on_reaction(body, event, context)
 

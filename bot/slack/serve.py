@@ -105,7 +105,7 @@ def build_runtime(
 ) -> SlackRuntime:
     check_settings(settings)
     service = service or Tanya(settings)
-    client = make_web_client(settings)
+    client = make_web_client(settings, retry_deadline=settings.slack_retry_seconds)
     ctx = SlackContext(
         settings=settings,
         service=service,

@@ -2,7 +2,9 @@
 
 It records every call, keeps just enough state to answer like Slack (messages with their ``ts``,
 threads, reactions, published views, uploaded files) and can be told to fail the next calls to a method with a 429
-(``Retry-After``) or a 5xx, which is how the bot's retry behaviour is tested without Slack.
+(``Retry-After``) or a 5xx, which is how the bot's retry behaviour is tested without Slack; with
+``after_store`` the call does its work first and then fails, as Slack sometimes does (the message is
+posted, the client sees a 500).
 ``response_url`` posts (slash commands, buttons) are served and recorded here too.
 """
 
@@ -43,6 +45,7 @@ class Failure:
     status: int
     retry_after: int | None = None
     error: str | None = None
+    after_store: bool = False
 
 
 class SlackEmulator:
@@ -102,11 +105,21 @@ class SlackEmulator:
 
     # -- test controls --------------------------------------------------------------------------
 
-    def fail(self, method: str, status: int = 429, *, times: int = 1, retry_after: int | None = None) -> None:
-        """Make the next ``times`` calls to ``method`` fail with ``status``."""
+    def fail(
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        after_store: bool = False,
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` fail with ``status`` (``after_store``: once done)."""
         with self._lock:
             for _ in range(times):
-                self._failures[method].append(Failure(status=status, retry_after=retry_after))
+                self._failures[method].append(
+                    Failure(status=status, retry_after=retry_after, after_store=after_store)
+                )
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -168,6 +181,10 @@ class SlackEmulator:
         method = parts.path.removeprefix("/api/")
         with self._lock:
             failure = self._failures[method].popleft() if self._failures[method] else None
+        if failure is not None and failure.after_store:
+            handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+            if handler is not None:
+                handler(args)
         if failure is not None:
             self._record(Call(method=method, args=args, status=failure.status))
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
@@ -241,6 +258,11 @@ class SlackEmulator:
             "blocks": args.get("blocks") or [],
             "updates": 0,
         }
+        metadata = args.get("metadata")
+        if isinstance(metadata, str) and metadata[:1] == "{":
+            metadata = json.loads(metadata)
+        if isinstance(metadata, dict):
+            message["metadata"] = metadata
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         with self._lock:
@@ -285,7 +307,11 @@ class SlackEmulator:
 
     def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, ts = args.get("channel", ""), args.get("ts", "")
-        return {"ok": True, "messages": self.thread(channel, ts), "has_more": False}
+        messages = self.thread(channel, ts)
+        if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            for message in messages:
+                message.pop("metadata", None)  # as Slack: metadata only when asked for
+        return {"ok": True, "messages": messages, "has_more": False}
 
     def _api_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel", "")

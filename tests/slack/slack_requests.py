@@ -47,8 +47,10 @@ def new_ts() -> str:
     return f"{1_600_000_000 + next(_counter)}.{next(_counter):06d}"
 
 
-def signature(body: str, timestamp: int | str, secret: str = SIGNING_SECRET) -> str:
-    base = f"v0:{timestamp}:{body}".encode()
+def signature(body: str | bytes, timestamp: int | str, secret: str = SIGNING_SECRET) -> str:
+    """Slack signs the raw bytes of the body."""
+    raw = body if isinstance(body, bytes) else body.encode()
+    base = f"v0:{timestamp}:".encode() + raw
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
@@ -78,7 +80,7 @@ def post(
     if secret is not None:
         stamp = int(time.time()) if timestamp is None else timestamp
         all_headers["X-Slack-Request-Timestamp"] = str(stamp)
-        all_headers["X-Slack-Signature"] = signature(data.decode("utf-8", "replace"), stamp, secret)
+        all_headers["X-Slack-Signature"] = signature(data, stamp, secret)
     request = urllib.request.Request(url, data=data, headers=all_headers, method="POST")
     return _send(request, timeout)
 

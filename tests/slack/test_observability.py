@@ -68,7 +68,7 @@ def test_metrics_follow_a_mention_its_retry_and_a_reaction(make_bot) -> None:
 
 
 def test_failures_and_slack_api_trouble_are_counted(make_bot) -> None:
-    """A bot whose model fails apologises; a Slack API that answers 500 is retried, then counted."""
+    """A bot whose model fails apologises; a Slack API that answers 500 is retried, a 400 counted."""
     bot = make_bot()
     before = metrics_of(bot)
     channel, ts = "COBSERVE02", slack.new_ts()
@@ -78,7 +78,9 @@ def test_failures_and_slack_api_trouble_are_counted(make_bot) -> None:
     )
     bot.settle()
     answer_id, answer_ts, _ = record_answer(bot, channel=channel)
-    bot.emulator.fail("chat.postEphemeral", 500, times=3)  # the 👍's thank-you note: tried 3 times in all
+    # The 👍's thank-you note: three 500s are retried (until the deadline), then a 400 is not.
+    bot.emulator.fail("chat.postEphemeral", 500, times=3)
+    bot.emulator.fail("chat.postEphemeral", 400)
     reaction = slack.reaction("reaction_added", "-1", user=VOTER, channel=channel, ts=answer_ts)
     assert bot.send_event(reaction).status == 200
     bot.settle()
@@ -89,7 +91,7 @@ def test_failures_and_slack_api_trouble_are_counted(make_bot) -> None:
     assert delta(before, after, "tanya_slack_answer_duration_seconds_count") == 0, "an apology is no answer"
     assert bot.votes(answer_id) == [(VOTER, -1, "reaction")]
     assert delta(before, after, "tanya_votes_total", direction="down", source="reaction") == 1
-    assert delta(before, after, "tanya_slack_api_retries_total", reason="server_error") == 2
+    assert delta(before, after, "tanya_slack_api_retries_total", reason="server_error") == 3
     assert (
         delta(before, after, "tanya_slack_api_errors_total", method="chat.postEphemeral", error="fatal_error")
         == 1
