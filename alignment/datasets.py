@@ -24,6 +24,7 @@ from alignment.chat_format import ChatFormat
 from alignment.citations import cite_correction
 from alignment.config import AlignmentConfig
 from alignment.feedback import FeedbackSnapshot, JudgedAnswer, normalize_question
+from alignment.prompt_fitting import Fit, fit_to_length
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class FeedbackDatasets:
     eval_questions: list[str]
     excluded: dict[str, int]
     lineage: dict[str, Lineage]
+    # Answers whose prompt was shortened to fit the training length, by what was shortened.
+    fitted: dict[str, int] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class FeedbackDatasets:
             "eval": self.eval.counts(),
             "questions": {"train": len(self.train_questions), "eval": len(self.eval_questions)},
             "excluded": dict(sorted(self.excluded.items())),
+            "fitted": dict(sorted(self.fitted.items())),
         }
 
     def lineage_json(self) -> dict[str, Any]:
@@ -109,8 +113,15 @@ class _Good:
     correction_id: int | None
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    prompt: str
+    completions: tuple[str, ...]
+    user_message: str
+
+
 class _Builder:
-    """Accumulates rows for one side of the split, dropping duplicates and rows that do not fit."""
+    """Accumulates rows for one side of the split, dropping duplicates and fitting long prompts."""
 
     def __init__(self, chat: ChatFormat, max_length: int | None) -> None:
         self.chat = chat
@@ -123,20 +134,40 @@ class _Builder:
         self.excluded: dict[str, int] = defaultdict(int)
         self._lengths: dict[str, int] = {}
         self.too_long: set[int] = set()  # interactions whose prompt and answer exceed max_length
+        self.fitted: dict[Fit, set[int]] = defaultdict(set)  # interactions shortened to fit, by how
 
     def _length(self, text: str) -> int:
         if text not in self._lengths:
             self._lengths[text] = self.chat.token_count(text)
         return self._lengths[text]
 
-    def _fits(self, source: JudgedAnswer, prompt: str, *completions: str) -> bool:
-        if self.max_length is None:
-            return True
+    def _measure(self, messages: list[dict[str, str]], texts: Any) -> int:
+        longest = max(self._length(self.chat.completion(text)) for text in texts)
+        return self._length(self.chat.prompt(messages)) + longest
+
+    def _fit(self, source: JudgedAnswer, *texts: str) -> _Fitted | None:
+        """The row's prompt and completions within ``max_length``: as stored when they fit, else with the
+        prompt shortened (``alignment.prompt_fitting``); None, counted as too long, when even that fails."""
+        prompt = self.chat.prompt(source.messages, source.prompt)
+        completions = tuple(self.chat.completion(text) for text in texts)
         longest = max(self._length(completion) for completion in completions)
-        if self._length(prompt) + longest <= self.max_length:
-            return True
-        self.too_long.add(source.interaction_id)
-        return False
+        if self.max_length is None or self._length(prompt) + longest <= self.max_length:
+            return _Fitted(prompt, completions, _user_message(source.messages))
+        fitted = None
+        if source.messages:
+            fitted = fit_to_length(
+                source.messages, texts, max_length=self.max_length, length_of=self._measure
+            )
+        if fitted is None:
+            self.too_long.add(source.interaction_id)
+            return None
+        for change in fitted.changes:
+            self.fitted[change].add(source.interaction_id)
+        return _Fitted(
+            self.chat.prompt(fitted.messages),
+            tuple(self.chat.completion(text) for text in fitted.completions),
+            _user_message(fitted.messages),
+        )
 
     def _use(self, *sources: JudgedAnswer, correction_id: int | None = None, with_votes: bool = True) -> None:
         for source in sources:
@@ -154,41 +185,41 @@ class _Builder:
         return True
 
     def add_sft(self, good: _Good) -> None:
-        prompt = self.chat.prompt(good.answer.messages, good.answer.prompt)
-        completion = self.chat.completion(good.text)
-        if not self._fits(good.answer, prompt, completion):
+        fitted = self._fit(good.answer, good.text)
+        if fitted is None:
             return
         if self._first(("sft", good.answer.question_key, normalize_question(good.text))):
-            row = {"prompt": prompt, "completion": completion}
+            row = {"prompt": fitted.prompt, "completion": fitted.completions[0]}
             self.rows.sft.append(row)
             if good.correction_id is not None:  # what the gate needs to check an answer as the product does
                 self.rows.written.append(
-                    {**row, "question": good.answer.question, "user_message": _user_message(good.answer)}
+                    {**row, "question": good.answer.question, "user_message": fitted.user_message}
                 )
             self._use(good.answer, correction_id=good.correction_id, with_votes=good.correction_id is None)
 
     def add_pair(self, good: _Good, bad: JudgedAnswer) -> bool:
         if normalize_question(good.text) == normalize_question(bad.answer):
             return False
-        prompt = self.chat.prompt(good.answer.messages, good.answer.prompt)
-        chosen, rejected = self.chat.completion(good.text), self.chat.completion(bad.answer)
-        if not self._fits(good.answer, prompt, chosen, rejected) or not self._first(
+        fitted = self._fit(good.answer, good.text, bad.answer)
+        if fitted is None or not self._first(
             ("dpo", good.answer.question_key, normalize_question(good.text), normalize_question(bad.answer))
         ):
             return False
-        self.rows.dpo.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+        chosen, rejected = fitted.completions
+        self.rows.dpo.append({"prompt": fitted.prompt, "chosen": chosen, "rejected": rejected})
         self._use(good.answer, correction_id=good.correction_id, with_votes=good.correction_id is None)
         self._use(bad)
         return True
 
     def add_unpaired(self, answer: JudgedAnswer, *, desirable: bool) -> None:
-        prompt = self.chat.prompt(answer.messages, answer.prompt)
-        completion = self.chat.completion(answer.answer)
-        if not self._fits(answer, prompt, completion) or not self._first(
+        fitted = self._fit(answer, answer.answer)
+        if fitted is None or not self._first(
             ("kto", answer.question_key, normalize_question(answer.answer), str(desirable))
         ):
             return
-        self.rows.kto.append({"prompt": prompt, "completion": completion, "label": desirable})
+        self.rows.kto.append(
+            {"prompt": fitted.prompt, "completion": fitted.completions[0], "label": desirable}
+        )
         self._use(answer)
 
     def lineage(self) -> Lineage:
@@ -199,9 +230,9 @@ class _Builder:
         )
 
 
-def _user_message(answer: JudgedAnswer) -> str:
+def _user_message(messages: Any) -> str:
     """The last user turn of the prompt an answer was written for: the sources and the question."""
-    users = [message["content"] for message in answer.messages if message.get("role") == "user"]
+    users = [message["content"] for message in messages if message.get("role") == "user"]
     return users[-1] if users else ""
 
 
@@ -258,11 +289,14 @@ def build_datasets(snapshot: FeedbackSnapshot, chat: ChatFormat, config: Alignme
         answers = sorted(groups[key], key=lambda item: item.interaction_id, reverse=True)
         _build_group(builders["eval" if key in held_out else "train"], answers, config)
     excluded = dict(snapshot.excluded)
+    fitted: dict[str, int] = {}
     for builder in builders.values():
         for reason, count in builder.excluded.items():
             excluded[reason] = excluded.get(reason, 0) + count
         if builder.too_long:
             excluded["too_long"] = excluded.get("too_long", 0) + len(builder.too_long)
+        for change, interactions in builder.fitted.items():
+            fitted[change.value] = fitted.get(change.value, 0) + len(interactions)
     return FeedbackDatasets(
         train=builders["train"].rows,
         eval=builders["eval"].rows,
@@ -270,4 +304,5 @@ def build_datasets(snapshot: FeedbackSnapshot, chat: ChatFormat, config: Alignme
         eval_questions=sorted(held_out),
         excluded=excluded,
         lineage={split: builder.lineage() for split, builder in builders.items()},
+        fitted=fitted,
     )

@@ -25,7 +25,7 @@ from alignment.distributed import SINGLE, Processes
 from alignment.feedback import load_feedback
 from alignment.gate import GateResult, choose_stages, decide
 from alignment.progress import RunMonitor, StageHook, TrainingLog
-from alignment.report import write_report
+from alignment.report import data_notes, write_report
 from alignment.train import StagePlan, plan_stages
 from storage import Database
 from storage.models import utcnow
@@ -111,9 +111,11 @@ def retrain(
     plan = plan_stages(data.train, config)
     lineage = {**data.lineage_json(), "job_id": job_id}
     if not plan.sft:
+        notes = data_notes(data.stats(), config.max_length)
         return RunOutcome(
             NOT_ENOUGH_FEEDBACK,
-            f"Not enough feedback yet: {plan.reason} (👍 answers and corrections count).",
+            f"Not enough feedback yet: {plan.reason} (👍 answers and corrections count)."
+            + (f" {notes}" if notes else ""),
             metrics={"data": data.stats()},
             lineage=lineage,
         )

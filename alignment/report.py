@@ -108,6 +108,48 @@ def plot_run(log: TrainingLog, gate: dict[str, Any] | None, path: Path) -> Path:
     return path
 
 
+_REASONS = {
+    "too_long": "too long to train on, even with their sources shortened",
+    "tied_votes": "with tied votes",
+    "private": "from private channels or direct messages (not allowed for training)",
+    "no_prompt": "without a stored prompt",
+    "not_found_reply": 'that were a "nothing found" reply',
+}
+_FITS = {
+    "sources_dropped": "uncited sources dropped",
+    "history_dropped": "earlier thread turns dropped",
+    "sources_shortened": "cited sources shortened",
+}
+
+
+def data_notes(data: dict[str, Any], max_length: int | None = None) -> str:
+    """What the run left out and what it shortened, in words an admin can act on ("" when nothing).
+
+    "0 training answers" alone reads like nobody gave feedback; "6 answers too long to train on" says
+    what to change.
+    """
+    parts = []
+    excluded = data.get("excluded") or {}
+    if excluded:
+        items = []
+        for reason, count in excluded.items():
+            label = _REASONS.get(reason, reason.replace("_", " "))
+            if reason == "too_long" and max_length:
+                label += f" (over {max_length:,} tokens; raise with --set max_length=…)"
+            items.append(f"{count} {'answer' if count == 1 else 'answers'} {label}")
+        parts.append("Left out: " + "; ".join(items) + ".")
+    fitted = data.get("fitted") or {}
+    if fitted:
+        parts.append(
+            "Shortened to fit the training length: "
+            + "; ".join(
+                f"{count} with {_FITS.get(kind, kind.replace('_', ' '))}" for kind, count in fitted.items()
+            )
+            + "."
+        )
+    return " ".join(parts)
+
+
 def _markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['adapter']}: {summary['outcome']}", ""]
     lines.append(
@@ -118,13 +160,9 @@ def _markdown(summary: dict[str, Any]) -> str:
     lines += ["", "| rows | train | held out |", "|---|---|---|"]
     for kind in ("sft", "dpo", "kto"):
         lines.append(f"| {kind.upper()} | {data['train'][kind]} | {data['eval'][kind]} |")
-    if data.get("excluded"):
-        lines += [
-            "",
-            "Left out: "
-            + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in data["excluded"].items())
-            + ".",
-        ]
+    notes = data_notes(data, (summary.get("config") or {}).get("max_length"))
+    if notes:
+        lines += ["", notes]
     gate = summary.get("gate")
     if gate:
         lines += ["", f"## Gate (against {gate['baseline']})", "", "| metric | old | new |", "|---|---|---|"]

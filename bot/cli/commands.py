@@ -25,6 +25,8 @@ from bot.cli.application import (
     quiet_libraries,
     say,
 )
+from bot.cli.batch import run_batch
+from bot.service import InputError
 from bot.settings import Settings
 
 
@@ -53,14 +55,13 @@ def search(
     """Show the sources retrieval finds for a question, without generating an answer."""
     service = make_service()
     if question == "-":
-        for line in sys.stdin:
-            text = line.strip()
-            if not text:
-                continue
-            sources = service.search(text, top_k=top_k)
-            print(
-                json.dumps({"question": text, "sources": [s.as_json() for s in sources]}, ensure_ascii=False)
-            )
+        failed = run_batch(
+            sys.stdin,
+            lambda text: {"sources": [s.as_json() for s in service.search(text, top_k=top_k)]},
+            sys.stdout,
+        )
+        if failed:
+            raise typer.Exit(EXIT_FAILURE)
         return
     sources = service.search(question, top_k=top_k)
     if as_json:
@@ -78,11 +79,24 @@ def search(
 @app.command()
 @friendly_errors
 def ask(
-    question: Annotated[str, typer.Argument(help="What you want to know.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    question: Annotated[
+        str, typer.Argument(help="What you want to know, or - (with --json) to read one question per line.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per answer.")] = False,
 ) -> None:
     """Answer a question from the documents, citing sources."""
+    if question == "-" and not as_json:
+        raise InputError("reading questions from stdin needs --json: tanya ask --json - < questions.txt")
     service = make_service()
+    if question == "-":
+        failed = run_batch(
+            sys.stdin,
+            lambda text: service.ask(text, user_id=cli_user()).as_json(),
+            sys.stdout,
+        )
+        if failed:
+            raise typer.Exit(EXIT_FAILURE)
+        return
     printer = None if as_json else out.TokenPrinter()
     answer = service.ask(
         question, user_id=cli_user(), streaming_callback=printer.callback if printer else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -145,4 +146,34 @@ def strip_citations(text: str) -> str:
 
 def parse_sources(user_message: str) -> dict[int, str]:
     """The numbered sources of a rendered user message, as `{n: "Title: text"}` (empty without a list)."""
-    return {int(number): text.strip() for number, text in _SOURCE_ENTRY.findall(user_message)}
+    return dict(SourceList.parse(user_message).entries)
+
+
+@dataclass(frozen=True)
+class SourceList:
+    """A rendered user message cut into what comes before the sources, the sources, and the question.
+
+    Training fits a long stored prompt to its length limit by dropping or shortening sources; it
+    re-renders the message from these parts so that the result reads exactly like a prompt the
+    template wrote (`render(parse(m)) == m` up to whitespace between entries).
+    """
+
+    head: str
+    entries: tuple[tuple[int, str], ...]
+    tail: str
+
+    @classmethod
+    def parse(cls, user_message: str) -> SourceList:
+        matches = list(_SOURCE_ENTRY.finditer(user_message))
+        if not matches:
+            return cls(head=user_message, entries=(), tail="")
+        entries = tuple((int(match.group(1)), match.group(2).strip()) for match in matches)
+        return cls(
+            head=user_message[: matches[0].start()], entries=entries, tail=user_message[matches[-1].end() :]
+        )
+
+    def render(self) -> str:
+        """The message with the entries numbered as given (renumber before, if the numbers must run 1…n)."""
+        if not self.entries:
+            return self.head + self.tail
+        return self.head + "".join(f"[{number}] {text}\n\n" for number, text in self.entries) + self.tail

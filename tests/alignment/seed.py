@@ -30,13 +30,17 @@ def ask(
     answer: str,
     *,
     context: str = "tanya answers questions from your team's documents.",
+    sources: list[tuple[str, str]] | None = None,
     origin: ChannelKind = ChannelKind.public_channel,
     up: int = 0,
     down: int = 0,
     correction: str | None = None,
 ) -> Seeded:
-    """One answered question with ``up`` 👍 and ``down`` 👎 from distinct users, and an optional correction."""
-    messages = grounded_messages(question, [("guide", context)])
+    """One answered question with ``up`` 👍 and ``down`` 👎 from distinct users, and an optional correction.
+
+    The prompt shows ``sources`` ((title, text) pairs, in retrieval order) or else one source, ``context``.
+    """
+    messages = grounded_messages(question, sources or [("guide", context)])
     with db.session() as session:
         interaction = record_interaction(
             session,

@@ -9,7 +9,9 @@ from alignment.datasets import build_datasets, choose_eval_questions, split_rank
 from alignment.feedback import load_feedback, normalize_question
 from alignment.pipeline import prepare_data
 from alignment.regression import grounded_messages
+from alignment.report import data_notes
 from alignment.train import plan_stages, split_pairs
+from retrieval.answering.prompt import cited_numbers
 from storage import ChannelKind, Database, Interaction
 from tests.alignment.conftest import tiny_config
 from tests.alignment.seed import ask
@@ -119,11 +121,62 @@ def test_duplicates_are_removed_and_too_long_rows_left_out(database: Database, c
     for _ in range(3):
         ask(database, "How do I withdraw my vote?", GOOD, up=1)
     ask(database, "How do I withdraw my vote??", GOOD.upper(), up=1)  # same question and answer, normalised
-    ask(database, "A very long one?", "fine", context="word " * 600, up=1)
+    ask(database, "A very long one? " + "word " * 600, "fine", up=1)  # the question alone is over the limit
     data = prepare_data(database, chat, tiny_config(max_length=320))
     assert len(_all(data, "sft")) == 1
     assert data.excluded["duplicate_sft"] == 3
     assert data.excluded["too_long"] == 1
+    assert data.stats()["fitted"] == {}
+
+
+# Five long sources, as over real documents; the answer is in the fourth.
+_FILLER = "The archive keeps minutes of every meeting held by the board since the founding year. " * 12
+_LONG_SOURCES = [(f"page {n}", f"{_FILLER} Page {n} ends here.") for n in range(1, 4)] + [
+    ("page 4", f"{_FILLER} The reactor was commissioned in 1987 by the state utility. {_FILLER}"),
+    ("page 5", _FILLER),
+]
+
+
+def test_a_long_prompt_is_fitted_keeping_the_cited_source(database: Database, chat: ChatFormat) -> None:
+    ask(database, "When was the reactor commissioned?", "In 1987 [4].", sources=_LONG_SOURCES, up=1)
+    ask(
+        database,
+        "Who commissioned the reactor?",
+        "The board.",
+        sources=_LONG_SOURCES,
+        down=1,
+        correction="the state utility",  # no citation: the source stating it is found and cited
+    )
+    config = tiny_config(max_length=400)
+    full = chat.token_count(
+        chat.prompt(grounded_messages("When was the reactor commissioned?", _LONG_SOURCES))
+    )
+    assert full > 3 * config.max_length  # far over the limit before fitting
+    data = prepare_data(database, chat, config)
+    rows = _all(data, "sft")
+    assert len(rows) == 2 and "too_long" not in data.excluded
+    for row in rows:
+        assert chat.token_count(row["prompt"]) + chat.token_count(row["completion"]) <= config.max_length
+        assert "Question: " in row["prompt"] and "Page 5 ends" not in row["prompt"]
+        cited = cited_numbers(row["completion"])
+        assert len(cited) == 1
+        user = row["prompt"].split("Sources:", 1)[1]
+        assert f"[{cited[0]}] page 4: " in user  # renumbered, and still pointing at the source that says it
+    (commissioned,) = _rows_for(rows, "When was the reactor")
+    assert "1987" in commissioned["prompt"] and commissioned["completion"].startswith("In 1987 [")
+    stats = data.stats()
+    assert stats["fitted"]["sources_dropped"] == 2
+    assert stats["fitted"]["sources_shortened"] == 2  # one 1,000-token page alone is over 400
+
+
+def test_the_summary_says_what_was_left_out_and_why(database: Database, chat: ChatFormat) -> None:
+    ask(database, "A very long one? " + "word " * 600, "fine", up=1)
+    ask(database, "Tied?", "Maybe.", up=1, down=1)
+    config = tiny_config(max_length=320)
+    data = prepare_data(database, chat, config)
+    notes = data_notes(data.stats(), config.max_length)
+    assert "1 answer too long to train on" in notes and "over 320 tokens" in notes
+    assert "1 answer with tied votes" in notes
 
 
 def test_split_is_by_question_deterministic_and_stable(database: Database, chat: ChatFormat) -> None:

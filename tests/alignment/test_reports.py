@@ -66,7 +66,7 @@ def test_the_report_has_a_plot_and_a_summary_old_vs_new(tmp_path: Path) -> None:
     assert (folder / "report.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (folder / "summary.md").read_text()
     assert "| held-out answer loss ↓ | 1.2000 | 0.9000 |" in markdown
-    assert "Decision: **promote**" in markdown and "2 private" in markdown
+    assert "Decision: **promote**" in markdown and "2 answers from private channels" in markdown
     assert json.loads((folder / "summary.json").read_text())["gate"]["baseline"] == "tanya-old"
 
 

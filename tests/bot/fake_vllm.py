@@ -24,6 +24,8 @@ BASE_MODEL = "base-model"
 class FakeVllm:
     loaded: dict[str, str] = field(default_factory=dict)  # adapter name → path it was loaded from
     refuse: set[str] = field(default_factory=set)  # adapter names whose loading fails
+    # Chat requests whose last message contains one of these are refused (400), as for a bad request.
+    refuse_questions: set[str] = field(default_factory=set)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # Set by a test to hold streamed answers mid-way; the server waits for `release` before finishing.
     hold: threading.Event | None = None
@@ -67,8 +69,11 @@ def _handler(fake: FakeVllm) -> type[BaseHTTPRequestHandler]:
                     self._text(200, "Success")
             elif self.path == "/v1/chat/completions":
                 model = body["model"]
+                last = str((body.get("messages") or [{}])[-1].get("content", ""))
                 if model != BASE_MODEL and model not in fake.loaded:
                     self._json(404, _error(f"The model `{model}` does not exist.", 404))
+                elif any(needle in last for needle in fake.refuse_questions):
+                    self._json(400, _error("This request could not be served."))
                 else:
                     self._chat(model, bool(body.get("stream")))
             else:

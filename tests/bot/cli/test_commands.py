@@ -198,3 +198,46 @@ def test_a_streamed_echo_of_the_prompt_is_followed_by_the_answer_without_it(run:
     assert "Answer in one sentence" in streamed, result.stdout
     assert rest.split("\n")[1] == "Type !fix and the better answer [1].", result.stdout
     assert "Answer in one sentence" not in rest
+
+
+def test_ask_reads_questions_from_stdin_one_json_object_per_line(
+    run: Run, vllm: FakeVllm, kb_home: Path
+) -> None:
+    vllm.answer_for = lambda model: "Type !fix and the better answer [1]."  # type: ignore[method-assign]
+    giant = "How do I rate an answer? " + "x" * 40_000
+    # Blank lines are skipped, a 40k-character line is answered (shortened), the last line has no newline.
+    stdin = f"How do I correct a wrong answer?\n\n   \n{giant}\nWhere does tanya keep its data?"
+    env = {"TANYA_GENERATOR": f"{vllm.url}/v1", "TANYA_GENERATOR_MODEL": BASE_MODEL}
+    result = run("ask", "--json", "-", stdin=stdin, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["line"] for line in lines] == [1, 4, 5]
+    assert lines[0]["question"] == "How do I correct a wrong answer?"
+    assert lines[2]["question"] == "Where does tanya keep its data?"
+    assert [line["question_truncated"] for line in lines] == [False, True, False]
+    assert all(line["answer"] == "Type !fix and the better answer [1]." and line["sources"] for line in lines)
+    with sqlite3.connect(kb_home / "tanya.db") as db:
+        ids = {row[0] for row in db.execute("SELECT id FROM interactions")}
+    assert {
+        line["interaction_id"] for line in lines
+    } <= ids  # each answer was stored, as `tanya ask` stores it
+
+
+def test_ask_from_stdin_reports_a_failing_line_and_answers_the_rest(run: Run, vllm: FakeVllm) -> None:
+    vllm.answer_for = lambda model: "Use tanya ingest [1]."  # type: ignore[method-assign]
+    vllm.refuse_questions = {"Question: What does TANYA_HOME do?"}
+    env = {"TANYA_GENERATOR": f"{vllm.url}/v1", "TANYA_GENERATOR_MODEL": BASE_MODEL}
+    stdin = "How do I add documents?\nWhat does TANYA_HOME do?\nHow do I add a PDF?\n"
+    result = run("ask", "--json", "-", stdin=stdin, env=env)
+    assert result.returncode == 1  # after answering everything else
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["line"] for line in lines] == [1, 2, 3]
+    assert lines[0]["answer"] == lines[2]["answer"] == "Use tanya ingest [1]."
+    assert set(lines[1]) == {"line", "question", "error"} and lines[1]["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_from_stdin_needs_json(run: Run) -> None:
+    result = run("ask", "-", stdin="How do I add documents?\n")
+    assert result.returncode == 2
+    assert "needs --json" in result.stderr
