@@ -49,8 +49,9 @@ class AlignmentConfig:
     max_length: int | None = field(
         default=None,
         metadata={
-            "help": "Longest prompt + answer in tokens. Longer rows are left out (TRL would cut the answer off). "
-            "None: 2048 on CUDA, 1024 on CPU."
+            "help": "Longest prompt + answer in tokens. A longer row has its prompt fitted (uncited sources, "
+            "then earlier turns dropped, then the cited sources cut around the answer; "
+            "alignment/prompt_fitting.py) and is left out only when even that fails. None: 2048 on CUDA, 1024 on CPU."
         },
     )
 
@@ -140,6 +141,14 @@ class AlignmentConfig:
     gradient_checkpointing: bool | None = field(
         default=None, metadata={"help": "Trade compute for memory. None: on CUDA only."}
     )
+    checkpoint_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Save a resumable checkpoint every this many optimizer steps (0: none). Training started "
+            "again with the same output folder resumes each stage from its last checkpoint: for runs of "
+            "hours on a CPU, which an interruption would otherwise restart from zero."
+        },
+    )
 
     # --- evaluation gate ------------------------------------------------------------------------
     gate_margin: float = field(
@@ -203,6 +212,8 @@ class AlignmentConfig:
             raise ValueError(
                 "gate_written_answers and gate_f1_tolerance must not be negative, gate_max_new_tokens ≥ 1"
             )
+        if self.checkpoint_steps < 0:
+            raise ValueError("checkpoint_steps must be 0 (off) or positive")
         if self.min_sft_rows < 1 or self.min_dpo_pairs < 1 or self.min_kto_rows < 2:
             raise ValueError("min_sft_rows and min_dpo_pairs must be at least 1, min_kto_rows at least 2")
 

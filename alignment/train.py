@@ -117,7 +117,11 @@ def _common_args(
         "lr_scheduler_type": "cosine",
         "warmup_steps": 0,
         "logging_steps": 1,
-        "save_strategy": "no",
+        **(
+            {"save_strategy": "steps", "save_steps": config.checkpoint_steps, "save_total_limit": 2}
+            if config.checkpoint_steps
+            else {"save_strategy": "no"}
+        ),
         "report_to": [],
         "disable_tqdm": True,
         "seed": config.seed,
@@ -195,7 +199,7 @@ def train_adapter(
         peft_config=lora_config(config),
         callbacks=[monitor.callback("sft")],
     )
-    _run(trainer, "sft", result)
+    _run(trainer, "sft", result, scratch if config.checkpoint_steps else None)
     model = _hand_over(trainer, "sft", scratch, processes, reload)
     if (plan.dpo or plan.kto) and config.keep_best_stage and config.gate_written_answers > 0:
         result.sft_adapter = scratch / "sft-adapter"
@@ -212,7 +216,7 @@ def train_adapter(
             processing_class=loaded.tokenizer,
             callbacks=[monitor.callback("dpo")],
         )
-        _run(trainer, "dpo", result)
+        _run(trainer, "dpo", result, scratch if config.checkpoint_steps else None)
         model = _hand_over(trainer, "dpo", scratch, processes, reload)
 
     if plan.kto:
@@ -229,7 +233,7 @@ def train_adapter(
             processing_class=loaded.tokenizer,
             callbacks=[monitor.callback("kto")],
         )
-        _run(trainer, "kto", result)
+        _run(trainer, "kto", result, scratch if config.checkpoint_steps else None)
         model = _hand_over(trainer, "kto", scratch, processes, reload)
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -279,11 +283,20 @@ def _save_sharded(trainer: Any, folder: Path, processes: Processes) -> Path:
     return folder
 
 
-def _run(trainer: Any, stage: str, result: TrainResult) -> None:
+def _run(trainer: Any, stage: str, result: TrainResult, checkpoints: Path | None = None) -> None:
+    """Train one stage; with ``checkpoints``, save under ``checkpoints/<stage>`` and resume from there."""
     from transformers import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
 
     trainer.remove_callback(PrinterCallback)  # the monitor shows and logs every step already
-    output = trainer.train()
+    resume = None
+    if checkpoints is not None:
+        folder = checkpoints / f"{stage}-checkpoints"
+        trainer.args.output_dir = str(folder)  # each stage its own, so DPO never resumes SFT's steps
+        resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        if resume:
+            log.info("%s: resuming from %s", stage, resume)
+    output = trainer.train(resume_from_checkpoint=resume)
     result.steps[stage] = int(trainer.state.global_step)
     result.seconds[stage] = float(output.metrics.get("train_runtime", 0.0))
     result.final[stage] = _final_metrics(trainer)
