@@ -26,8 +26,10 @@ def _rank(key: str) -> float:
     return int(hashlib.sha256(f"{SALT}:{key}".encode()).hexdigest()[:12], 16) / 16**12
 
 
-def load_set(language: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    folder = DATA / f"qa-{language}"
+def load_set(language: str, *, train: bool = False) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """A QA set's passages by id and its answerable questions: the evaluation set ``qa-<language>``, or
+    with ``train`` the disjoint training set ``qa-train-<language>`` (see each folder's SOURCE.md)."""
+    folder = DATA / (f"qa-train-{language}" if train else f"qa-{language}")
     corpus = {row["id"]: row for row in map(json.loads, (folder / "corpus.jsonl").open(encoding="utf-8"))}
     questions = [json.loads(line) for line in (folder / "questions.jsonl").open(encoding="utf-8")]
     return corpus, [q for q in questions if q["answers"] and q["passage_ids"]]

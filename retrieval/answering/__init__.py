@@ -4,7 +4,8 @@
   citation grammar (``CITATION``, ``cited_numbers``) and the numbered source list (``parse_sources``)
 * ``pipeline`` – ``RagPipeline``: search → prompt → generator, "not found" without generating
 * ``checks``   – every check applied to what the model wrote (``check_answer``), each answer carrying
-  the list of what they changed; the gate grades answers through the same checks
+  the list of what they changed; the gate grades answers through the same checks; the honest
+  "the documents do not say" reply per language (``NOT_IN_DOCUMENTS``)
 * ``excerpt``  – the passage of a source quoted under it, so a reader can check the answer
 """
 
@@ -21,6 +22,8 @@ __getattr__, __all__ = lazy_exports(
         "Change": "retrieval.answering.checks",
         "CheckedAnswer": "retrieval.answering.checks",
         "check_answer": "retrieval.answering.checks",
+        "NOT_IN_DOCUMENTS": "retrieval.answering.checks",
+        "says_not_in_documents": "retrieval.answering.checks",
         "make_prompt_builder": "retrieval.answering.prompt",
     },
 )

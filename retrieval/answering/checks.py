@@ -41,6 +41,17 @@ NO_ANSWER_TEXT = (
     "Check the sources below, or rephrase the question."
 )
 
+# What a model taught to be honest answers when its sources do not hold the answer, per language of the
+# question (the starter adapter is trained to write exactly these). Such a reply cites nothing on
+# purpose, so the citation fallback leaves it alone.
+NOT_IN_DOCUMENTS = {
+    "en": "The documents do not say.",
+    "id": "Dokumen tidak menyebutkan hal ini.",
+}
+_NOT_IN_DOCUMENTS_KEYS = tuple(
+    " ".join(re.findall(r"\w+", text.casefold())) for text in NOT_IN_DOCUMENTS.values()
+)
+
 # Six words repeat by chance ("you can find it in the"); eight in a row rarely do. The copies seen run
 # for nine words or more.
 MIN_COPIED_WORDS = 8
@@ -81,6 +92,12 @@ class CheckedAnswer:
     changes: list[AnswerChange] = field(default_factory=list)
 
 
+def says_not_in_documents(text: str) -> bool:
+    """Whether ``text`` is the honest "the documents do not say" reply, in any language tanya knows."""
+    words = " ".join(re.findall(r"\w+", strip_citations(text).casefold()))
+    return any(words.startswith(key) for key in _NOT_IN_DOCUMENTS_KEYS)
+
+
 def check_answer(
     reply: str, *, question: str, prompt: str, source_count: int, no_answer_text: str = NO_ANSWER_TEXT
 ) -> CheckedAnswer:
@@ -97,6 +114,8 @@ def check_answer(
         changes.append(AnswerChange(Change.ECHO_REMOVED))
     if not text:  # nothing but the prompt (it happens with tiny models): say so rather than post nothing
         return CheckedAnswer(no_answer_text, [*changes, AnswerChange(Change.NO_ANSWER)])
+    if says_not_in_documents(text):
+        return CheckedAnswer(text, changes)
     if source_count and not any(1 <= n <= source_count for n in cited_numbers(text)):
         text = f"{text.rstrip()} [1]"
         changes.append(AnswerChange(Change.CITATION_ADDED))

@@ -7,10 +7,12 @@ import pytest
 
 from retrieval.answering.checks import (
     NO_ANSWER_TEXT,
+    NOT_IN_DOCUMENTS,
     AnswerChange,
     Change,
     check_answer,
     copied_from_earlier,
+    says_not_in_documents,
     strip_prompt_echo,
     unknown_citations,
 )
@@ -216,3 +218,21 @@ def test_unknown_citations() -> None:
     assert unknown_citations("a [2] b [0] c [7] d [7] e [1]", 3) == [0, 7]
     assert unknown_citations("a [1; 4]", 3) == [4]
     assert unknown_citations("a [1]", 0) == [1] and unknown_citations("none", 2) == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [*NOT_IN_DOCUMENTS.values(), "dokumen tidak menyebutkan hal ini [2]", "The documents do not say. [1]"],
+)
+def test_the_honest_not_in_the_documents_reply_gets_no_citation_appended(reply: str) -> None:
+    assert says_not_in_documents(reply)
+    checked = check_answer(
+        reply, question="Kapan?", prompt="Sources:\n[1] a: b\n\nQuestion: Kapan?", source_count=3
+    )
+    assert checked.text == reply and checked.changes == []
+
+
+def test_an_answer_that_only_mentions_documents_is_not_an_abstention() -> None:
+    assert not says_not_in_documents("The documents say it was 1987 [1].")
+    checked = check_answer("The documents say it was 1987.", question="When?", prompt="", source_count=2)
+    assert [change.kind for change in checked.changes] == [Change.CITATION_ADDED]
