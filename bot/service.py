@@ -10,22 +10,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from bot.adapter_sync import AdapterSync
 from bot.observability import metrics
+from bot.outbox import Outbox
 from bot.settings import Settings
 from retrieval.answering.checks import AnswerChange, Change
 from retrieval.answering.excerpt import best_excerpt
 from storage import ChannelKind, Database
+from storage.database import is_unavailable
 from storage.feedback import add_correction, set_vote, withdraw_vote
-from storage.interactions import NewInteraction, record_interaction
+from storage.interactions import NewInteraction, find_by_slack_message, record_interaction
+from storage.spool import Spool
 from storage.stats import active_adapter, counts
 
 log = logging.getLogger(__name__)
+
+NOT_SAVED_YET = (
+    "My database is unavailable just now: this answer will be saved, and 👍/👎 on it counted, "
+    "as soon as it is back."
+)
 
 
 class InputError(ValueError):
@@ -53,9 +61,10 @@ class Source:
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer as the CLI and Slack show it: text, sources, notices, and the stored interaction's id."""
+    """An answer as the CLI and Slack show it: text, sources, notices, and the stored interaction's id
+    (None while the database is unavailable and the interaction waits in the local spool)."""
 
-    interaction_id: int
+    interaction_id: int | None
     question: str
     text: str
     sources: list[Source]
@@ -193,6 +202,13 @@ class Tanya:
         searcher.warm_up()
         return searcher
 
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Work the database could not take, kept on disk under the data directory (``bot.outbox``)."""
+        outbox = Outbox(Spool(self.settings.resolved_spool_path), self.database)
+        outbox.register("interaction", self._apply_spooled_interaction)
+        return outbox
+
     # -- use cases --------------------------------------------------------------------------------
 
     def ingest(self, paths: Sequence[Path], progress: Callable[[Any], None] | None = None):  # type: ignore[no-untyped-def]
@@ -234,32 +250,29 @@ class Tanya:
             result = rag.answer(question, history=list(history), streaming_callback=streaming_callback)
             seconds = time.perf_counter() - started
             sources = _sources(result.documents, question)
-            with self.database.session() as session:
-                interaction = record_interaction(
-                    session,
-                    NewInteraction(
-                        question=question,
-                        answer=result.text,
-                        prompt=result.prompt_text,
-                        messages=[message.to_dict() for message in result.messages],
-                        documents=[source.as_dict() for source in sources],
-                        found=result.found,
-                        generator=result.generator,
-                        adapter=result.adapter,
-                        latency_ms=int(seconds * 1000),
-                        retrieval_ms=int(result.timings.get("retrieval", 0.0) * 1000),
-                        origin=origin,
-                        user_id=user_id,
-                        team_id=team_id,
-                        channel_id=channel_id,
-                        thread_ts=thread_ts,
-                        message_ts=message_ts,
-                    ),
+            interaction_id = self._record(
+                NewInteraction(
+                    question=question,
+                    answer=result.text,
+                    prompt=result.prompt_text,
+                    messages=[message.to_dict() for message in result.messages],
+                    documents=[source.as_dict() for source in sources],
+                    found=result.found,
+                    generator=result.generator,
+                    adapter=result.adapter,
+                    latency_ms=int(seconds * 1000),
+                    retrieval_ms=int(result.timings.get("retrieval", 0.0) * 1000),
+                    origin=origin,
+                    user_id=user_id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    message_ts=message_ts,
                 )
-                interaction_id = interaction.id
+            )
         metrics.observe_answer("answered" if result.found else "not_found", result.timings, seconds)
         metrics.set_active_adapter(result.adapter)
-        notices = []
+        notices = [] if interaction_id is not None else [NOT_SAVED_YET]
         if result.question_truncated:
             notices.append(
                 f"Your question was {len(question):,} characters long, so its middle was cut: "
@@ -323,6 +336,33 @@ class Tanya:
 
     # -- internals --------------------------------------------------------------------------------
 
+    def _record(self, new: NewInteraction) -> int | None:
+        """Save the interaction; when the database is unavailable, spool it and return None.
+
+        The answer was written (seconds to minutes of generation) and is about to be shown: losing it
+        because the database blinked would throw away both the answer and the votes people give it.
+        """
+        try:
+            with self.database.session() as session:
+                return record_interaction(session, new).id
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            payload = {**asdict(new), "origin": new.origin.value}
+            payload.pop("extra", None)
+            where = f"{new.channel_id}:{new.message_ts}" if new.message_ts else f"local:{time.time_ns()}"
+            self.outbox.put(f"interaction:{where}", "interaction", payload)
+            return None
+
+    def _apply_spooled_interaction(self, payload: dict[str, Any]) -> None:
+        """Save a spooled interaction, once: a Slack answer already saved (by an earlier drain) is skipped."""
+        new = NewInteraction(**{**payload, "origin": ChannelKind(payload.get("origin", "cli"))})
+        with self.database.session() as session:
+            if new.channel_id and new.message_ts:
+                if find_by_slack_message(session, new.channel_id, new.message_ts) is not None:
+                    return
+            record_interaction(session, new)
+
     @staticmethod
     def _validate(question: str) -> str:
         question = (question or "").strip()
@@ -335,7 +375,13 @@ class Tanya:
         generator = self.generator
         if not hasattr(generator, "load_adapter"):
             return
-        with self.database.session() as session:
-            adapter = active_adapter(session)
-            wanted = (adapter.name, adapter.path, adapter.sha256) if adapter else None
+        try:
+            with self.database.session() as session:
+                adapter = active_adapter(session)
+                wanted = (adapter.name, adapter.path, adapter.sha256) if adapter else None
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("the database is unavailable: answering with the adapter already loaded")
+            return
         self._adapters.sync(generator, wanted)

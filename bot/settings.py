@@ -88,6 +88,30 @@ class Settings(BaseSettings):
         le=3600,
         description="How long one Slack Web API call may keep retrying 429s (after Retry-After) and 5xx errors.",
     )
+    claim_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description=(
+            "How long a claim on an answer holds without renewal; an answer whose process died is taken "
+            "over (on Slack's retry or by any replica's scan) once this has passed."
+        ),
+    )
+    spool_path: Path | None = Field(
+        default=None,
+        description=(
+            "The local spool file that keeps acknowledged work while the database is unavailable "
+            "(default spool.sqlite3 under home). Each replica needs its own, on a persistent volume."
+        ),
+    )
+    deferred_question_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A question asked while the database was unavailable is answered when it is back, if that is "
+            "within this many minutes of the question; later, the thread is told to ask again."
+        ),
+    )
 
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Slack user ids allowed to retrain and roll back (comma-separated)."
@@ -221,6 +245,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'tanya.db'}"
+
+    @property
+    def resolved_spool_path(self) -> Path:
+        return self.spool_path or self.home / "spool.sqlite3"
 
     @property
     def models_dir(self) -> Path:

@@ -31,6 +31,17 @@ class DatabaseError(RuntimeError):
     """A database problem explained in one line a user can act on."""
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or used just now (a server down, a
+    connection cut, a file that cannot be opened), rather than a statement it refused: such work can be
+    kept and applied later (``storage.spool``); an integrity error or a bug cannot."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        return True
+    return isinstance(exc, sqlalchemy.exc.TimeoutError)  # no connection free in the pool in time
+
+
 def _describe(url: str) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -60,7 +71,11 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # A server that does not answer must fail fast: the work is spooled instead of hanging a listener.
+    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10, connect_args=connect_args
+    )
 
 
 class Database:

@@ -1,4 +1,8 @@
-"""Exactly-once handling of Slack deliveries, guarded by a primary key instead of process memory."""
+"""Exactly-once handling of Slack deliveries, guarded by a primary key instead of process memory.
+
+``claim_event`` takes a final claim: done as soon as it is taken (a notice posted once, a delivery
+whose work is a single transaction). Work a crash can interrupt takes a leased claim (``storage.claims``).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def claim_event(session: Session, event_id: str, kind: str = "") -> bool:
         return False
     try:
         with session.begin_nested():
-            session.add(ProcessedEvent(event_id=event_id, kind=kind))
+            session.add(ProcessedEvent(event_id=event_id, kind=kind, finished_at=utcnow()))
     except IntegrityError:
         return False
     return True

@@ -186,13 +186,23 @@ class Correction(Base):
 
 
 class ProcessedEvent(Base):
-    """Slack delivers events at least once; the primary key makes handling exactly-once across processes."""
+    """Slack delivers events at least once; the primary key makes handling exactly-once across processes.
+
+    A claim on work that takes a while (an answer) is leased: ``owner`` holds it until ``lease_until``
+    and renews it while it works; ``finished_at`` is set when the work is done. A claim whose lease ran
+    out unfinished belonged to a process that died, and may be taken over (``storage.claims``) with the
+    ``payload`` it left (the question, the placeholder message). A claim with neither is final at once.
+    """
 
     __tablename__ = "processed_events"
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64), default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class UndeliveredAnswer(Base):

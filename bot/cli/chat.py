@@ -82,6 +82,8 @@ class ChatSession:
     def _rate(self, *, up: bool) -> None:
         if self.last is None:
             raise InputError("There is no answer to rate yet: ask something first.")
+        if self.last.interaction_id is None:
+            raise InputError("That answer is not saved yet (the database is unavailable): rate it later.")
         self.service.rate(self.last.interaction_id, user_id=self.user_id, up=up, source="cli")
         out.console.print(f"{'👍' if up else '👎'} recorded for answer #{self.last.interaction_id}.")
 
@@ -92,5 +94,7 @@ class ChatSession:
             raise InputError(
                 "Write the better answer after !fix, e.g. !fix The VPN portal is vpn.example.com"
             )
+        if self.last.interaction_id is None:
+            raise InputError("That answer is not saved yet (the database is unavailable): correct it later.")
         self.service.correct(self.last.interaction_id, user_id=self.user_id, text=text, source="cli")
         out.console.print(f"Correction recorded for answer #{self.last.interaction_id}. Thank you!")

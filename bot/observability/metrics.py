@@ -122,6 +122,35 @@ CORRECTIONS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+SPOOL_KINDS = ("interaction", "reaction", "question", "finish")
+SPOOLED = Counter(
+    "tanya_spooled",
+    "Acknowledged work kept in the local spool because the database was unavailable, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+SPOOL_APPLIED = Counter(
+    "tanya_spool_applied",
+    "Spooled work applied to the database once it was back, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+SPOOL_DEAD = Counter(
+    "tanya_spool_dead",
+    "Spooled items set aside after repeated failures that were not an outage (kept in the spool file).",
+    registry=REGISTRY,
+)
+SPOOL_DEPTH = Gauge(
+    "tanya_spool_depth",
+    "Items in the local spool waiting for the database (0 when it is healthy).",
+    registry=REGISTRY,
+)
+CLAIMS_RESUMED = Counter(
+    "tanya_claims_resumed",
+    "Answers taken over after their claim's lease ran out unfinished (a process died), by how: retry, scan.",
+    ["how"],
+    registry=REGISTRY,
+)
 ACTIVE_ADAPTER = Info(
     "tanya_active_adapter",
     "The LoRA adapter this process answered its latest question with ('base' for none).",
@@ -140,6 +169,11 @@ for _kind in ("event", "answer"):
     DUPLICATES.labels(kind=_kind)
 for _stage in ("placeholder", "answer"):
     UNDELIVERED.labels(stage=_stage)
+for _kind in SPOOL_KINDS:
+    SPOOLED.labels(kind=_kind)
+    SPOOL_APPLIED.labels(kind=_kind)
+for _how in ("retry", "scan"):
+    CLAIMS_RESUMED.labels(how=_how)
 
 
 def label(value: object, limit: int = 48) -> str:

@@ -19,10 +19,16 @@ import contextvars
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from bot.observability.logs import log_context
-from bot.observability.metrics import ANSWERS_IN_FLIGHT, SLACK_ANSWER_SECONDS, UNDELIVERED
+from bot.observability.metrics import (
+    ANSWERS_IN_FLIGHT,
+    CLAIMS_RESUMED,
+    DUPLICATES,
+    SLACK_ANSWER_SECONDS,
+    UNDELIVERED,
+)
 from bot.service import InputError
 from bot.slack import render
 from bot.slack.context import SlackContext
@@ -31,7 +37,9 @@ from bot.slack.once import claim, in_progress_key, message_key
 from bot.slack.streaming import StreamingMessage
 from bot.slack.text import escape
 from storage import ChannelKind
-from storage.interactions import thread_interactions
+from storage.claims import TakenClaim
+from storage.database import is_unavailable
+from storage.interactions import find_by_slack_message, thread_interactions
 from storage.undelivered import record_undelivered
 
 log = logging.getLogger(__name__)
@@ -59,36 +67,46 @@ class Answerer:
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
 
-    def handle(self, question: Question) -> None:
-        """Called from a lazy listener: claim, placeholder, then hand generation to the answer pool."""
+    def handle(self, question: Question, *, deferred: bool = False) -> None:
+        """Called from a lazy listener: claim, placeholder, then hand generation to the answer pool.
+
+        When the database cannot take the claim, the question is spooled and answered once it is back
+        (``bot.slack.recovery``); ``deferred`` is that later call, which raises instead of spooling again.
+        """
+        key = message_key(question.channel, question.ts)
         try:
-            if not claim(self.ctx.database, message_key(question.channel, question.ts), "answer"):
-                log.debug("already answering %s/%s", question.channel, question.ts)
+            taken = self.ctx.leases.take(key, "answer", {"question": asdict(question)})
+        except Exception as exc:
+            if deferred:
+                raise
+            if is_unavailable(exc):
+                self._defer(question)
                 return
-        except Exception:
             reference = _reference()
             log.exception("could not claim %s/%s (reference %s)", question.channel, question.ts, reference)
             self._post_problem(question, render.apology(reference))
             return
+        if taken is None:
+            log.debug("already answering %s/%s", question.channel, question.ts)
+            DUPLICATES.labels(kind="answer").inc()
+            return
+        if taken.resumed:
+            CLAIMS_RESUMED.labels(how="retry").inc()
+        self.start(question, taken)
+
+    def start(self, question: Question, taken: TakenClaim) -> None:
+        """With the claim held: the placeholder (the one a dead process left, if any), then generation."""
         started = time.perf_counter()
-        try:
-            ts = post_once(
-                self.ctx.client,
-                channel=question.channel,
-                thread_ts=question.thread_ts,
-                key=message_key(question.channel, question.ts),
-                after_ts=question.ts,
-                deadline=self.ctx.settings.slack_retry_seconds,
-                text=render.PLACEHOLDER_TEXT,
-                blocks=render.placeholder_blocks(),
-            )
-        except Undeliverable as exc:
-            self._undelivered(question, "placeholder", str(exc))
+        if taken.resumed and self._was_answered(question, taken):
+            self.ctx.leases.finish(taken.key)
             return
-        except Exception as exc:  # a bug, not Slack: still never a question that vanishes without a trace
-            log.exception("could not post in %s", question.channel)
-            self._undelivered(question, "placeholder", f"{type(exc).__name__}: {exc}")
+        ts = self._placeholder(question, taken)
+        if ts is None:
+            self.ctx.leases.finish(taken.key)
             return
+        self.ctx.leases.note(
+            taken.key, {"placeholder_ts": ts, "attempts": int(taken.payload.get("attempts", 0)) + 1}
+        )
         try:
             claim(self.ctx.database, in_progress_key(question.channel, ts), "writing")
         except Exception:  # only early reactions depend on it; the answer itself does not
@@ -98,17 +116,86 @@ class Answerer:
             # Executors do not carry contextvars over by themselves: the log context goes explicitly.
             in_context = contextvars.copy_context().run
             answer = self.ctx.acks.after_acks(self._answer_counted)
-            self.ctx.answers.submit(in_context, answer, question, ts, started)
+            self.ctx.answers.submit(in_context, answer, question, ts, started, taken.key)
         except RuntimeError:  # shutting down: the pool takes no new work
             ANSWERS_IN_FLIGHT.dec()
             self._replace(question, ts, render.RESTARTING)
+            self.ctx.leases.finish(taken.key)
 
-    def _answer_counted(self, question: Question, ts: str, started: float) -> None:
+    def _placeholder(self, question: Question, taken: TakenClaim) -> str | None:
+        """The ts of the message the answer is written into, or None (recorded undelivered)."""
+        left = taken.payload.get("placeholder_ts") if taken.resumed else None
+        if left:
+            log.info(
+                "resuming the answer to %s/%s in its placeholder %s", question.channel, question.ts, left
+            )
+            self._replace_placeholder(question, str(left))
+            return str(left)
+        try:
+            return post_once(
+                self.ctx.client,
+                channel=question.channel,
+                thread_ts=question.thread_ts,
+                key=taken.key,
+                after_ts=question.ts,
+                deadline=self.ctx.settings.slack_retry_seconds,
+                look_first=taken.resumed,  # a dead owner may have posted it without noting its ts
+                text=render.PLACEHOLDER_TEXT,
+                blocks=render.placeholder_blocks(),
+            )
+        except Undeliverable as exc:
+            self._undelivered(question, "placeholder", str(exc))
+        except Exception as exc:  # a bug, not Slack: still never a question that vanishes without a trace
+            log.exception("could not post in %s", question.channel)
+            self._undelivered(question, "placeholder", f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _was_answered(self, question: Question, taken: TakenClaim) -> bool:
+        """A dead owner saved the answer but died before finishing: show the saved text, do not redo it."""
+        left = taken.payload.get("placeholder_ts")
+        if not left:
+            return False
+        with self.ctx.database.session() as session:
+            saved = find_by_slack_message(session, question.channel, str(left))
+            text = saved.answer if saved is not None else None
+            number = saved.id if saved is not None else None
+        if text is None:
+            return False
+        log.info(
+            "the answer to %s/%s was saved as #%s before a restart", question.channel, question.ts, number
+        )
+        self._replace(question, str(left), f"{text}\n(answer #{number})", plain=True)
+        return True
+
+    def _replace_placeholder(self, question: Question, ts: str) -> None:
+        try:
+            self.ctx.client.chat_update(
+                channel=question.channel,
+                ts=ts,
+                text=render.PLACEHOLDER_TEXT,
+                blocks=render.placeholder_blocks(),
+            )
+        except Exception as exc:  # the answer's own update will try again
+            log.warning("could not reset %s/%s: %s", question.channel, ts, exc)
+
+    def _defer(self, question: Question) -> None:
+        """The database is unavailable: keep the question on disk and tell the asker the truth."""
+        payload = {**asdict(question), "spooled_at": time.time()}
+        if self.ctx.service.outbox.put(f"question:{question.channel}:{question.ts}", "question", payload):
+            self.ctx.ephemeral(
+                channel=question.channel,
+                user=question.user,
+                text=render.DEFERRED,
+                thread_ts=question.thread_ts,
+            )
+
+    def _answer_counted(self, question: Question, ts: str, started: float, key: str) -> None:
         try:
             if self._answer(question, ts):
                 SLACK_ANSWER_SECONDS.observe(time.perf_counter() - started)
         finally:
             ANSWERS_IN_FLIGHT.dec()
+            self.ctx.leases.finish(key)
 
     def _answer(self, question: Question, ts: str) -> bool:
         """Generate into the placeholder; True when an answer (not a notice) was delivered."""
@@ -137,11 +224,13 @@ class Answerer:
             message = render.apology(reference)
             stream.finish(text=message, blocks=render.problem_blocks(message))
             return False
-        with log_context(interaction_id=answer.interaction_id):
+        with log_context(interaction_id=answer.interaction_id or "spooled"):
             if not stream.finish(text=render.answer_fallback(answer), blocks=render.answer_blocks(answer)):
                 # Blocks can be refused where plain text is not: never leave "writing…" behind.
                 log.error("Slack refused the blocks of answer #%s; sending it as text", answer.interaction_id)
-                text = f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id})"
+                text = (
+                    f"{render.answer_fallback(answer)}\n(answer #{answer.interaction_id or 'not saved yet'})"
+                )
                 if not self._replace(question, ts, text, plain=True):
                     self._undelivered(
                         question, "answer", "chat.update failed", interaction_id=answer.interaction_id
@@ -162,9 +251,15 @@ class Answerer:
         """Earlier (question, answer) turns of this thread, so "and on Android?" makes sense."""
         if question.thread_ts == question.ts:
             return []
-        with self.ctx.database.session() as session:
-            turns = thread_interactions(session, question.channel, question.thread_ts)
-            return [(turn.question, turn.answer) for turn in turns][-HISTORY_TURNS:]
+        try:
+            with self.ctx.database.session() as session:
+                turns = thread_interactions(session, question.channel, question.thread_ts)
+                return [(turn.question, turn.answer) for turn in turns][-HISTORY_TURNS:]
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("the database is unavailable: answering %s without the thread", question.ts)
+            return []
 
     def _replace(self, question: Question, ts: str, message: str, *, plain: bool = False) -> bool:
         """Rewrite the placeholder with a notice (or, ``plain``, with text and no blocks at all)."""
@@ -202,7 +297,7 @@ class Answerer:
                     error=reason,
                     interaction_id=interaction_id,
                 )
-        except Exception as exc:
+        except Exception as exc:  # the ERROR line above is then the record
             log.error(
                 "could not record the undelivered answer to %s/%s: %s", question.channel, question.ts, exc
             )

@@ -26,6 +26,7 @@ from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
 from bot.slack.instrumentation import count_delivery
 from bot.slack.priority import AckFirstExecutor
+from bot.slack.recovery import Recovery
 
 LISTENER_THREADS = 8
 
@@ -55,7 +56,9 @@ def build_app(
     )
     app.use(count_delivery)
     feedback = Feedback(ctx)
-    messages.register(app, messages.MessageRouter(ctx, Answerer(ctx), feedback))
+    answerer = Answerer(ctx)
+    Recovery(ctx, answerer)  # resumes orphaned answers and answers deferred questions
+    messages.register(app, messages.MessageRouter(ctx, answerer, feedback))
     reactions.register(app, reactions.ReactionVotes(ctx, feedback))
     actions.register(app, actions.AnswerActions(feedback))
     commands.register(app, commands.TanyaCommand(ctx))

@@ -5,7 +5,7 @@ applies everywhere, and so rate limits are honoured in one place: a 429 is retri
 ``Retry-After`` Slack sends, a 5xx or a dropped connection with back-off, all until one deadline per
 call (``bot.slack.retries``) — instead of losing an answer. ``chat.postMessage`` is the exception for
 5xx and dropped connections: ``bot.slack.delivery`` looks the message up before posting it again.
-Errors and retries are counted on the way (``bot.slack.instrumentation``).
+Errors are counted on the way (``bot.slack.instrumentation``), retries by their handlers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from slack_sdk import WebClient
 
 from bot.settings import Settings
-from bot.slack.instrumentation import CountingRetryHandler, CountingWebClient
+from bot.slack.instrumentation import CountingWebClient
 from bot.slack.retries import (
     DEFAULT_DEADLINE_SECONDS,
     ConnectionRetryHandler,
@@ -41,8 +41,8 @@ def make_web_client(
         timeout=timeout,
         logger=logging.getLogger("tanya.slack.web"),
         retry_handlers=[
-            CountingRetryHandler(RateLimitedRetryHandler(retry_deadline), "rate_limited"),
-            CountingRetryHandler(ServerErrorRetryHandler(retry_deadline), "server_error"),
-            CountingRetryHandler(ConnectionRetryHandler(retry_deadline), "connection"),
+            RateLimitedRetryHandler(retry_deadline),
+            ServerErrorRetryHandler(retry_deadline),
+            ConnectionRetryHandler(retry_deadline),
         ],
     )

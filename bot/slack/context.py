@@ -14,6 +14,7 @@ from bot.service import Tanya
 from bot.settings import Settings
 from bot.slack.admin import AdminCheck
 from bot.slack.channels import ChannelKinds
+from bot.slack.leases import Leases
 from bot.slack.priority import AckFirst, lower_thread_priority
 from storage import Database
 
@@ -34,9 +35,13 @@ class SlackContext:
     channels: ChannelKinds = field(init=False)
     admins: AdminCheck = field(init=False)
     answers: ThreadPoolExecutor = field(init=False)
+    leases: Leases = field(init=False)
 
     def __post_init__(self) -> None:
         self.channels = ChannelKinds(self.client)
+        self.leases = Leases(
+            self.service.database, self.service.outbox, lease_seconds=self.settings.claim_lease_seconds
+        )
         self.admins = AdminCheck(self.settings, self.client)
         # Generation is CPU- or GPU-bound: a small, separate pool keeps it from starving the listeners
         # that record votes and acknowledge commands.
@@ -65,7 +70,14 @@ class SlackContext:
             log.warning("could not send an ephemeral note to %s in %s: %s", user, channel, exc)
             return False
 
+    def start_background(self) -> None:
+        """The lease heartbeat (with the scan for orphaned answers) and the spool's drainer."""
+        self.leases.start()
+        self.service.outbox.start()
+
     def close(self, *, wait: bool = True) -> None:
         """Stop answering: the answer being written is finished, queued ones are told to ask again."""
         self.stopping.set()
         self.answers.shutdown(wait=wait)
+        self.leases.stop()
+        self.service.outbox.stop()

@@ -70,15 +70,17 @@ def post_once(
     key: str,
     after_ts: str,
     deadline: float,
+    look_first: bool = False,
     **fields: Any,
 ) -> str:
     """Post ``fields`` in the thread once and return the message's ts, or raise ``Undeliverable``.
 
     ``key`` names the question (one message per key); ``after_ts`` is the question's ts, so the lookup
-    reads only the part of the thread that could hold the message.
+    reads only the part of the thread that could hold the message. ``look_first`` searches before the
+    first post too: after a crash the message may be there already.
     """
     metadata = {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
-    uncertain = False
+    uncertain = look_first
 
     def attempt_once() -> str:
         nonlocal uncertain

@@ -116,6 +116,14 @@ class Feedback:
         )
 
     @staticmethod
+    def saved_later(up: bool) -> str:
+        what = "👍" if up else "👎"
+        return (
+            f"Thanks for the {what}. My database is unavailable just now: your vote is kept safe and will be "
+            "saved as soon as it is back."
+        )
+
+    @staticmethod
     def correction_thanks(answer: AnswerRef) -> str:
         return (
             f"Thank you — your correction to answer #{answer.interaction_id} is saved. "

@@ -2,10 +2,8 @@
 
 * Incoming: a Bolt global middleware counts every verified delivery by type (it runs after Bolt's
   signature check, so forged requests never reach a metric) and notes Slack's own retries.
-* Outgoing: the Web API client counts calls that end in an error, and each retry handler counts the
-  retries it grants (rate limits, 5xx, dropped connections) — the early sign of a Slack incident or of
-  tanya posting too fast. Bolt copies the retry handlers into the client it builds per request, so
-  those retries are counted whichever client made the call.
+* Outgoing: the Web API client counts calls that end in an error; the retries granted are counted by
+  the retry handlers themselves (``bot.slack.retries``).
 """
 
 from __future__ import annotations
@@ -16,13 +14,9 @@ from typing import Any
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
-from bot.observability.metrics import EVENTS, RETRIED_DELIVERIES, SLACK_API_ERRORS, SLACK_API_RETRIES, label
+from bot.observability.metrics import EVENTS, RETRIED_DELIVERIES, SLACK_API_ERRORS, label
 
 
 def delivery_type(body: dict[str, Any]) -> str:
@@ -42,36 +36,6 @@ def count_delivery(req: BoltRequest, body: dict[str, Any], next: Callable[[], No
         if retry not in ("", "0"):
             RETRIED_DELIVERIES.inc()
     next()
-
-
-class CountingRetryHandler(RetryHandler):
-    """Wraps one of slack_sdk's retry handlers and counts the retries it grants, by ``reason``."""
-
-    def __init__(self, inner: RetryHandler, reason: str) -> None:
-        super().__init__(max_retry_count=inner.max_retry_count, interval_calculator=inner.interval_calculator)
-        self.inner = inner
-        self.reason = reason
-
-    def can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return self.inner.can_retry(state=state, request=request, response=response, error=error)
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        SLACK_API_RETRIES.labels(reason=self.reason).inc()
-        self.inner.prepare_for_next_attempt(state=state, request=request, response=response, error=error)
 
 
 class CountingWebClient(WebClient):

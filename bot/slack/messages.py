@@ -15,10 +15,11 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot.observability.logs import log_context
+from bot.observability.metrics import DUPLICATES
 from bot.slack.answering import Answerer, Question
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
-from bot.slack.once import claim, event_key
+from bot.slack.once import event_key
 from bot.slack.text import clean_question, mentions
 from storage import ChannelKind
 
@@ -92,7 +93,7 @@ class MessageRouter:
     def route(
         self, body: dict[str, Any], event: dict[str, Any], context: BoltContext, *, mentioned: bool
     ) -> None:
-        channel, user, ts = event["channel"], event["user"], event["ts"]
+        channel, ts = event["channel"], event["ts"]
         text = event.get("text") or ""
         thread_ts = event.get("thread_ts")
         in_thread = bool(thread_ts) and thread_ts != ts
@@ -104,8 +105,29 @@ class MessageRouter:
                 return
             if not self.feedback.is_answer_thread(channel, thread_ts):
                 return
-        if not self._first_delivery(body, event):
+        key = event_key(body)
+        if not self._first_delivery(key, event):
             return
+        try:
+            self._handle(body, event, context, mentioned=mentioned, in_thread=in_thread, is_dm=is_dm)
+        finally:
+            if key:
+                self.ctx.leases.finish(key)
+
+    def _handle(
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: BoltContext,
+        *,
+        mentioned: bool,
+        in_thread: bool,
+        is_dm: bool,
+    ) -> None:
+        """The delivery is this process's to handle: a question, a correction, or a polite refusal."""
+        channel, user, ts = event["channel"], event["user"], event["ts"]
+        text = event.get("text") or ""
+        thread_ts = event.get("thread_ts")
         # Only the delivery that won the claim looks the channel up (app_mention has no channel_type).
         origin = self.ctx.channels.origin(channel, event.get("channel_type"))
         settings = self.ctx.settings
@@ -132,16 +154,19 @@ class MessageRouter:
             )
         )
 
-    def _first_delivery(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
-        key = event_key(body)
+    def _first_delivery(self, key: str | None, event: dict[str, Any]) -> bool:
+        """Claim the delivery (leased: a retry after a crash is handled again, ``bot.slack.leases``)."""
         if not key:
             return True
         try:
-            return claim(self.ctx.database, key, event.get("type", ""))
-        except Exception:
-            # The answer's own claim fails the same way and apologises in the thread.
-            log.exception("could not claim %s", key)
+            won = self.ctx.leases.take(key, event.get("type", "")) is not None
+        except Exception as exc:
+            # The answer's own claim fails the same way, and spools the question or apologises.
+            log.warning("could not claim %s: %s", key, exc)
             return True
+        if not won:
+            DUPLICATES.labels(kind="event").inc()
+        return won
 
     def _took_correction(self, channel: str, thread_ts: str, user: str, text: str) -> bool:
         """Store the reply as a correction if ``user`` owes one here (they voted 👎); True if handled."""

@@ -49,3 +49,8 @@ def job_status_key(job_id: int, status: str) -> str:
 def in_progress_key(channel: str, placeholder_ts: str) -> str:
     """Marks a message of tanya's that is still becoming an answer, so early reactions wait for it."""
     return f"writing:{channel}:{placeholder_ts}"
+
+
+def interaction_key(channel: str, message_ts: str) -> str:
+    """The spool key of an answer saved late (``bot.service``): votes on it wait behind it."""
+    return f"interaction:{channel}:{message_ts}"

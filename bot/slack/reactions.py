@@ -3,8 +3,9 @@
 Only reactions on a message that is a recorded answer count (``find_by_slack_message``), whatever the
 emoji's skin tone. A person's vote is the newer of their 👍 and 👎 still on the message, decided by each
 event's ``event_ts`` rather than by the order the events finish on the listener pool
-(``storage.reactions``): an event older than one already applied changes nothing. If the database cannot
-take the vote, the person is told so privately.
+(``storage.reactions``): an event older than one already applied changes nothing. If the database is
+unavailable, the event (with its ``event_ts``) is spooled (``bot.outbox``) and applied when it is back,
+through the same ordering, and the person is told it will be saved then; any other failure is told as such.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from slack_bolt import Ack, App, BoltContext
 from bot.observability.logs import log_context
 from bot.slack.context import SlackContext
 from bot.slack.feedback import Feedback
-from bot.slack.once import claim, claimed, event_key, in_progress_key
+from bot.slack.once import claimed, event_key, in_progress_key, interaction_key
 from bot.slack.text import vote_from_reaction
+from storage.database import is_unavailable
 from storage.reactions import slack_ts_micros
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class ReactionVotes:
     def __init__(self, ctx: SlackContext, feedback: Feedback) -> None:
         self.ctx = ctx
         self.feedback = feedback
+        ctx.service.outbox.register("reaction", self.apply_spooled)
 
     def on_reaction(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
         reaction = event.get("reaction")
@@ -55,20 +58,38 @@ class ReactionVotes:
         if not isinstance(channel, str) or not isinstance(ts, str) or not channel or not ts:
             return
         added = event.get("type") == "reaction_added"
-        event_us = event_time(body, event)
+        work = {
+            "channel": channel,
+            "ts": ts,
+            "user": user,
+            "up": up,
+            "added": added,
+            "event_us": event_time(body, event),
+            "key": event_key(body) or f"reaction:{channel}:{ts}:{user}:{event_time(body, event)}:{int(up)}",
+        }
         try:
-            key = event_key(body)
-            if key and not claim(self.ctx.database, key, event.get("type", "")):
-                return
+            taken = self.ctx.leases.take(work["key"], event.get("type", ""))
+            if taken is None:
+                return  # a duplicate delivery, handled elsewhere
             answer = self.feedback.answer_for_message(channel, ts)
             if answer is None and claimed(self.ctx.database, in_progress_key(channel, ts)):
                 answer = self._wait_for_answer(channel, ts)
+            if answer is None and self.ctx.service.outbox.waiting(interaction_key(channel, ts)):
+                self._spool(work)  # the answer itself waits in the spool: the vote goes in behind it
+                return
             if answer is None:
+                self.ctx.leases.finish(work["key"])
                 return
             result = self.feedback.react(
-                answer.interaction_id, user=user, up=up, added=added, event_us=event_us
+                answer.interaction_id, user=user, up=up, added=added, event_us=work["event_us"]
             )
-        except Exception:
+            self.ctx.leases.finish(work["key"])
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._spool(work)
+                if added:
+                    self.ctx.ephemeral(channel=channel, user=user, text=self.feedback.saved_later(up))
+                return
             log.exception(
                 "could not record a %s reaction by %s on %s/%s", event.get("reaction"), user, channel, ts
             )
@@ -88,6 +109,28 @@ class ReactionVotes:
                 channel=channel, user=user, text=self.feedback.thanks(up), thread_ts=answer.thread_ts
             )
 
+    def _spool(self, work: dict[str, Any]) -> None:
+        """Keep the event on disk; applied in ``event_ts`` order by ``apply_spooled`` when the database is back."""
+        self.ctx.service.outbox.put(str(work["key"]), "reaction", work)
+
+    def apply_spooled(self, work: dict[str, Any]) -> None:
+        """Spool applier. Idempotent without a claim: an event already applied is older than or as old as
+        what its row holds, so applying it again changes nothing (``storage.reactions``)."""
+        answer = self.feedback.answer_for_message(str(work["channel"]), str(work["ts"]))
+        if answer is None:
+            log.info(
+                "spooled reaction on %s/%s: that message is not a saved answer", work["channel"], work["ts"]
+            )
+        else:
+            self.feedback.react(
+                answer.interaction_id,
+                user=str(work["user"]),
+                up=bool(work["up"]),
+                added=bool(work["added"]),
+                event_us=int(work["event_us"]),
+            )
+        self.ctx.leases.finish(str(work["key"]))
+
     def _wait_for_answer(self, channel: str, ts: str) -> Any:
         """Poll until the answer being written in this message is recorded, or give up at the deadline."""
         deadline = time.monotonic() + ANSWER_WAIT_SECONDS
@@ -97,6 +140,8 @@ class ReactionVotes:
             answer = self.feedback.answer_for_message(channel, ts)
             if answer is not None:
                 return answer
+            if self.ctx.service.outbox.waiting(interaction_key(channel, ts)):
+                return None  # it was written while the database was away: saved later, from the spool
         log.info("reaction on %s/%s: no answer was recorded for that message", channel, ts)
         return None
 

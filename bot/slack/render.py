@@ -116,9 +116,8 @@ def vote_buttons(interaction_id: int) -> Block:
 
 def footer(answer: Answer) -> Block:
     adapter = f"adapter `{escape(answer.adapter)}`" if answer.adapter else "base model"
-    return _context(
-        f"answer #{answer.interaction_id} · {adapter} · {answer.seconds:.1f}s · react 👍/👎 to rate"
-    )
+    number = f"answer #{answer.interaction_id}" if answer.interaction_id is not None else "not saved yet"
+    return _context(f"{number} · {adapter} · {answer.seconds:.1f}s · react 👍/👎 to rate")
 
 
 def answer_blocks(answer: Answer) -> list[Block]:
@@ -129,7 +128,8 @@ def answer_blocks(answer: Answer) -> list[Block]:
         sources = sources_block(answer.sources)
         if sources is not None:
             blocks.append(sources)
-    blocks.append(vote_buttons(answer.interaction_id))
+    if answer.interaction_id is not None:  # buttons name the saved answer; reactions work either way
+        blocks.append(vote_buttons(answer.interaction_id))
     blocks.append(footer(answer))
     return blocks
 
@@ -155,6 +155,11 @@ def problem_blocks(message: str) -> list[Block]:
 
 
 RESTARTING = "Sorry — I was restarted before I could answer this. Please ask again."
+DEFERRED = (
+    "My database is unavailable just now, so I cannot start on your question yet. "
+    "It is kept safe: I will answer it in this thread as soon as the database is back."
+)
+TOO_LATE = "Sorry — my database was unavailable for too long to answer this in time. Please ask again."
 
 
 def apology(reference: str) -> str:

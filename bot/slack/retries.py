@@ -8,6 +8,10 @@ retrying while the total time spent on the call, including the next wait, stays 
 ``chat.postMessage`` is not repeated here after a 5xx or a dropped connection: Slack may have stored the
 message before failing, and a blind re-post leaves a second copy in the thread. ``bot.slack.delivery``
 looks the message up before posting again. A 429 is always safe to repeat: Slack stored nothing.
+
+Each handler counts the retries it grants by its ``reason`` (``tanya_slack_api_retries_total``), the
+early sign of a Slack incident or of tanya posting too fast. Bolt copies the retry handlers into the
+client it builds per request, so those retries are counted whichever client made the call.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from tenacity import wait_exponential_jitter
+
+from bot.observability.metrics import SLACK_API_RETRIES
 
 # Slack's rate windows are a minute long; two of them cover a 429 answered with "Retry-After: 60".
 DEFAULT_DEADLINE_SECONDS = 120.0
@@ -59,6 +65,8 @@ def retry_after_seconds(response: HttpResponse | None) -> float:
 class DeadlineRetryHandler(RetryHandler):
     """Base: retry while the call's total time, including the coming wait, is within ``deadline``."""
 
+    reason = "other"  # the label its retries are counted under
+
     def __init__(self, deadline: float = DEFAULT_DEADLINE_SECONDS) -> None:
         super().__init__(max_retry_count=MAX_ATTEMPTS)
         self.deadline = deadline
@@ -92,6 +100,7 @@ class DeadlineRetryHandler(RetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
+        SLACK_API_RETRIES.labels(reason=self.reason).inc()
         state.next_attempt_requested = True
         wait = (state.custom_values or {}).get("tanya_wait")
         time.sleep(self.wait_seconds(state, response) if wait is None else float(wait))
@@ -100,6 +109,8 @@ class DeadlineRetryHandler(RetryHandler):
 
 class RateLimitedRetryHandler(DeadlineRetryHandler):
     """429: wait what Slack asks (plus a little jitter so replicas do not return in step), any method."""
+
+    reason = "rate_limited"
 
     def _can_retry(self, *, state: RetryState, request: HttpRequest, **kwargs: Any) -> bool:
         response: HttpResponse | None = kwargs.get("response")
@@ -111,6 +122,8 @@ class RateLimitedRetryHandler(DeadlineRetryHandler):
 
 class ServerErrorRetryHandler(DeadlineRetryHandler):
     """5xx, with exponential back-off, for methods that are safe to repeat."""
+
+    reason = "server_error"
 
     _backoff = wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5)
 
@@ -124,6 +137,8 @@ class ServerErrorRetryHandler(DeadlineRetryHandler):
 
 class ConnectionRetryHandler(ServerErrorRetryHandler):
     """A connection refused, reset or timed out, for methods that are safe to repeat."""
+
+    reason = "connection"
 
     def _can_retry(self, *, state: RetryState, request: HttpRequest, **kwargs: Any) -> bool:
         if _method(request) in NOT_REPEATABLE or kwargs.get("response") is not None:

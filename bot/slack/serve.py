@@ -146,6 +146,7 @@ def start_http(
     ops = OpsEndpoints(runtime.ctx.database, _components(runtime))
     server.start(SlackAsgiApp(runtime.app, ops, acks=runtime.ctx.acks))
     runtime.poller.start()
+    runtime.ctx.start_background()
     return server
 
 
@@ -237,6 +238,7 @@ def _serve(
             token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
             handler = connect_socket_mode(runtime.app, token)
             runtime.poller.start()
+            runtime.ctx.start_background()
             if on_ready:
                 on_ready(f"connected to Slack in Socket Mode{metrics_note}")
             try:

@@ -244,6 +244,7 @@ def make_bot(
         url = database_url or f"sqlite:///{tmp_path / slack.unique('bot-db-')}.db"
         if socket_mode:
             overrides.setdefault("slack_app_token", APP_TOKEN)
+        overrides.setdefault("spool_path", tmp_path / f"{slack.unique('spool-')}.sqlite3")
         settings = bot_settings(home, emulator, url, **overrides)
         database = Database.open(url)
         service = Tanya(settings, database=database)
@@ -269,6 +270,7 @@ def make_bot(
             token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
             handler = connect_socket_mode(runtime.app, token)
             runtime.poller.start()
+            runtime.ctx.start_background()
             bot = Bot(
                 runtime=runtime,
                 server=None,
