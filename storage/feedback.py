@@ -6,9 +6,7 @@ The unique key (interaction, user) enforces that even when two deliveries of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,18 +18,6 @@ DOWN = -1
 
 class UnknownInteractionError(LookupError):
     """Feedback for an answer that does not exist (a typo in an id, or a deleted row)."""
-
-
-@dataclass(frozen=True)
-class VoteTotals:
-    """👍 and 👎 counts of one answer."""
-
-    up: int
-    down: int
-
-    @property
-    def score(self) -> int:
-        return self.up - self.down
 
 
 def _require_interaction(session: Session, interaction_id: int) -> None:
@@ -77,16 +63,6 @@ def get_vote(session: Session, *, interaction_id: int, user_id: str) -> Vote | N
     return session.scalars(
         select(Vote).where(Vote.interaction_id == interaction_id, Vote.user_id == user_id)
     ).first()
-
-
-def vote_totals(session: Session, interaction_id: int) -> VoteTotals:
-    up, down = session.execute(
-        select(
-            func.coalesce(func.sum(case((Vote.value == UP, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((Vote.value == DOWN, 1), else_=0)), 0),
-        ).where(Vote.interaction_id == interaction_id)
-    ).one()
-    return VoteTotals(up=int(up), down=int(down))
 
 
 def add_correction(

@@ -13,9 +13,9 @@ from storage.feedback import (
     add_correction,
     get_vote,
     set_vote,
-    vote_totals,
     withdraw_vote,
 )
+from storage.stats import counts
 from tests.storage.helpers import make_interaction
 
 
@@ -40,7 +40,7 @@ def test_changing_a_vote_updates_the_single_row(database: Database) -> None:
     with database.session() as session:
         vote = get_vote(session, interaction_id=interaction_id, user_id="U1")
         assert vote is not None and vote.value == DOWN and vote.source == "button"
-        assert vote_totals(session, interaction_id).down == 1
+        assert counts(session).votes_down == 1
 
 
 def test_votes_of_different_users_are_counted_separately(database: Database) -> None:
@@ -50,8 +50,8 @@ def test_votes_of_different_users_are_counted_separately(database: Database) -> 
         set_vote(session, interaction_id=interaction_id, user_id="U2", value=UP, source="cli")
         set_vote(session, interaction_id=interaction_id, user_id="U3", value=DOWN, source="cli")
     with database.session() as session:
-        totals = vote_totals(session, interaction_id)
-    assert (totals.up, totals.down, totals.score) == (2, 1, 1)
+        totals = counts(session)
+    assert (totals.votes_up, totals.votes_down) == (2, 1)
 
 
 def test_withdrawing_deletes_only_a_matching_vote(database: Database) -> None:

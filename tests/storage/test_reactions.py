@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from storage import Database, Interaction, Vote
-from storage.feedback import vote_totals
 from storage.reactions import ReactionResult, apply_reaction, slack_ts_micros
 from storage.stats import counts
 from tests.storage.helpers import make_interaction
@@ -79,7 +78,6 @@ def test_a_removal_is_a_tombstone_an_older_add_cannot_undo(database: Database) -
     assert late == ReactionResult(applied=False, vote=None, changed=False)
     assert stored_vote(database, interaction_id, "U1") is None
     with database.session() as session:
-        assert vote_totals(session, interaction_id).up == 0
         assert counts(session).votes_up == 0
         # Training reads an interaction's votes: the tombstone is not one of them.
         assert session.get(Interaction, interaction_id).votes == []
@@ -126,6 +124,6 @@ def test_concurrent_events_of_many_people_end_as_slack_shows(database: Database)
     got = {user: stored_vote(database, interaction_id, user) for user in people}
     assert got == {user: expected_vote(events) for user, events in people.items()}
     with database.session() as session:
-        totals = vote_totals(session, interaction_id)
-    assert totals.up == sum(1 for vote in got.values() if vote == 1)
-    assert totals.down == sum(1 for vote in got.values() if vote == -1)
+        totals = counts(session)
+    assert totals.votes_up == sum(1 for vote in got.values() if vote == 1)
+    assert totals.votes_down == sum(1 for vote in got.values() if vote == -1)
