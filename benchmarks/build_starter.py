@@ -30,8 +30,6 @@ Writes ``<out>/adapter`` (``adapter_model.safetensors`` + config) and ``<out>/bu
 seconds, settings). Pilot on 2 CPU cores (shared with other work): see docs/alignment.md.
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -83,13 +81,15 @@ def placeholder_generator() -> Any:
     return Placeholder()
 
 
-def correction_for(question: dict[str, Any], answer: Any, language: str) -> tuple[str, str]:
+def correction_for(service: Any, question: dict[str, Any], answer: Any, language: str) -> tuple[str, str]:
     """The gold answer when a retrieved source states it, else the honest reply; and which it was."""
     from retrieval.answering.checks import NOT_IN_DOCUMENTS
 
     gold = question["answers"][0]
     wanted = f" {normalize_answer(gold)} "
-    if any(wanted in f" {normalize_answer(source.text)} " for source in answer.sources):
+    ids = [source.id for source in answer.sources]
+    documents = service.document_store.filter_documents({"field": "id", "operator": "in", "value": ids})
+    if any(wanted in f" {normalize_answer(document.content or '')} " for document in documents):
         return gold, "answer"
     return NOT_IN_DOCUMENTS[language], "abstain"
 
@@ -112,7 +112,7 @@ def ask_all(service: Any, questions: list[dict[str, Any]], language: str, asked_
             )
             row = {"id": question["id"], "language": language, "interaction_id": answer.interaction_id}
             if answer.found:
-                text, kind = correction_for(question, answer, language)
+                text, kind = correction_for(service, question, answer, language)
                 service.rate(answer.interaction_id, user_id=user, up=False, source="starter")
                 service.correct(answer.interaction_id, user_id=user, text=text, source="starter")
                 row["target"] = kind

@@ -105,7 +105,7 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
 
         second, url = _serve(home, database_url, emulator.api_url, generator.url, tmp_path / "second.log")
         try:
-            for channel, ts, body in questions:  # Slack retries what it believes went unanswered
+            for _channel, _ts, body in questions:  # Slack retries what it believes went unanswered
                 reply = slack.post(
                     f"{url}/slack/events", json.dumps(body), headers={"X-Slack-Retry-Num": "1"}
                 )
@@ -129,7 +129,7 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
                 return not open_claims
 
             slack.wait_until(all_finished, timeout=60, what="the answers' claims to be finished")
-            for channel, ts, body in questions:  # once more, after the answers are finished
+            for _channel, _ts, body in questions:  # once more, after the answers are finished
                 assert (
                     slack.post(
                         f"{url}/slack/events", json.dumps(body), headers={"X-Slack-Retry-Num": "2"}
