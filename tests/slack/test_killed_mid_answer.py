@@ -14,12 +14,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.service import Tanya
 from bot.settings import Settings
 from bot.slack import render
-from storage import Database
+from storage import Database, Interaction
 from storage.models import ProcessedEvent
 from tests.conftest import REPO_ROOT
 from tests.slack import slack_requests as slack
@@ -73,9 +74,11 @@ def _answered(emulator, channel: str, ts: str) -> list[dict] | None:
     return thread if thread and all(REPLY.split(" ")[-1] in message["text"] for message in thread) else None
 
 
+@pytest.mark.parametrize("slack_retries", [True, False], ids=["slack-retries", "start-up-scan"])
 def test_sigkill_mid_answer_then_restart_answers_each_question_once(
-    emulator, database_url: str, tmp_path: Path
+    emulator, database_url: str, tmp_path: Path, slack_retries: bool
 ) -> None:
+    """With Slack's retries, or without any (the new process's scan for orphaned claims finds them)."""
     home = tmp_path / "home"
     (home / "docs").mkdir(parents=True)
     for name, text in KNOWLEDGE.items():
@@ -105,7 +108,7 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
 
         second, url = _serve(home, database_url, emulator.api_url, generator.url, tmp_path / "second.log")
         try:
-            for _channel, _ts, body in questions:  # Slack retries what it believes went unanswered
+            for _, _, body in questions if slack_retries else ():  # Slack retries what went unanswered
                 reply = slack.post(
                     f"{url}/slack/events", json.dumps(body), headers={"X-Slack-Retry-Num": "1"}
                 )
@@ -129,7 +132,7 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
                 return not open_claims
 
             slack.wait_until(all_finished, timeout=60, what="the answers' claims to be finished")
-            for _channel, _ts, body in questions:  # once more, after the answers are finished
+            for _, _, body in questions:  # once more, after the answers are finished
                 assert (
                     slack.post(
                         f"{url}/slack/events", json.dumps(body), headers={"X-Slack-Retry-Num": "2"}
@@ -137,8 +140,6 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
                     == 200
                 )
             with database.session() as session:
-                from storage import Interaction
-
                 saved = {(row.channel_id, row.message_ts) for row in session.scalars(select(Interaction))}
         finally:
             second.send_signal(signal.SIGTERM)
@@ -147,7 +148,8 @@ def test_sigkill_mid_answer_then_restart_answers_each_question_once(
     final = {channel: emulator.thread(channel, ts) for channel, ts, _ in questions}
     lost = sum(1 for channel in placeholders if (channel, placeholders[channel]) not in saved)
     duplicates = sum(len(thread) - 1 for thread in final.values())
-    print(f"{database_url.split(':')[0]}: SIGKILL mid-answer: lost {lost}/2, duplicate messages {duplicates}")
+    how = "with Slack retries" if slack_retries else "start-up scan only"
+    print(f"{database_url.split(':')[0]} ({how}): SIGKILL mid-answer: lost {lost}/2, duplicates {duplicates}")
     assert lost == 0 and duplicates == 0 and len(saved) == 2
     for channel, thread in threads.items():
         assert thread[0]["ts"] == placeholders[channel], "the dead process's placeholder was updated"
