@@ -47,7 +47,7 @@ class AnswerWriter:
         return self._cache[key]
 
     def _generate(self, prompt: str) -> str:
-        import torch
+        import torch  # heavy
 
         tokenizer = self.scorer.tokenizer
         model = self.scorer.model

@@ -61,7 +61,7 @@ class Processes:
         """The main process's `value`, in every process (the others pass anything, usually None)."""
         if not self.launched:
             return value
-        from accelerate.utils import broadcast_object_list
+        from accelerate.utils import broadcast_object_list  # heavy
 
         box = [value if self.is_main else None]
         broadcast_object_list(box, from_process=0)
@@ -85,9 +85,9 @@ SINGLE = Processes()
 
 def current_processes() -> Processes:
     """The `Processes` of this program: from accelerate's state when launched, `SINGLE` otherwise."""
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import DistributedType, parse_flag_from_env
+    import torch  # heavy
+    from accelerate import PartialState  # heavy
+    from accelerate.utils import DistributedType, parse_flag_from_env  # heavy
 
     # Without CUDA the processes talk over gloo; accelerate only sets that up when told it runs on CPU.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignment.model import load_tokenizer
+
 BASE = "base"
 
 
@@ -46,10 +48,8 @@ class Scorer:
 
     @classmethod
     def load(cls, model_path: Path, adapters: dict[str, Path], *, device: str = "cpu") -> Scorer:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        from alignment.model import load_tokenizer
+        import torch  # heavy
+        from transformers import AutoModelForCausalLM  # heavy
 
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
@@ -62,7 +62,7 @@ class Scorer:
         return scorer
 
     def add_adapter(self, name: str, path: Path) -> None:
-        from peft import PeftModel
+        from peft import PeftModel  # heavy
 
         if not self.adapters:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
@@ -94,7 +94,7 @@ class Scorer:
         return self._cache[key]
 
     def _score(self, prompt: str, completion: str) -> Scored:
-        import torch
+        import torch  # heavy
 
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         full_ids = self.tokenizer(prompt + completion, add_special_tokens=False)["input_ids"]

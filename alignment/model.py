@@ -18,14 +18,14 @@ log = logging.getLogger(__name__)
 
 
 def cuda_available() -> bool:
-    import torch
+    import torch  # heavy
 
     return bool(torch.cuda.is_available())
 
 
 def resolve_config(config: AlignmentConfig, model_path: Path) -> AlignmentConfig:
     """Fill the per-size defaults from the checkpoint's own config, without loading any weights."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # heavy
 
     model_config = AutoConfig.from_pretrained(model_path)
     cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
@@ -58,7 +58,7 @@ class LoadedModel:
 
 
 def load_tokenizer(model_path: Path) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
@@ -76,8 +76,8 @@ def load_base_model(model_path: Path, config: AlignmentConfig, processes: Proces
     same reason peft's k-bit preparation, which upcasts norms to fp32, is skipped there (TRL casts the
     adapter to bf16 itself).
     """
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # heavy
+    from transformers import AutoModelForCausalLM  # heavy
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -86,7 +86,7 @@ def load_base_model(model_path: Path, config: AlignmentConfig, processes: Proces
         sharded = processes.sharding != "none"
         kwargs: dict[str, Any] = {"dtype": torch.bfloat16, "device_map": processes.cuda_device_map()}
         if config.quantize_4bit:
-            from transformers import BitsAndBytesConfig
+            from transformers import BitsAndBytesConfig  # heavy
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True,
@@ -97,7 +97,7 @@ def load_base_model(model_path: Path, config: AlignmentConfig, processes: Proces
             )
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
         if config.quantize_4bit and not sharded:
-            from peft import prepare_model_for_kbit_training
+            from peft import prepare_model_for_kbit_training  # heavy
 
             # Non-reentrant checkpointing: the reentrant kind breaks DDP's gradient bookkeeping.
             model = prepare_model_for_kbit_training(
@@ -112,7 +112,7 @@ def load_base_model(model_path: Path, config: AlignmentConfig, processes: Proces
 
 
 def lora_config(config: AlignmentConfig) -> Any:
-    from peft import LoraConfig
+    from peft import LoraConfig  # heavy
 
     targets: str | list[str] = config.target_modules
     if targets != "all-linear":

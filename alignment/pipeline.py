@@ -18,15 +18,20 @@ from typing import Any
 
 from rich.console import Console
 
+from alignment import registry
+from alignment.answer_quality import AnswerWriter, written_answer_metrics
 from alignment.chat_format import ChatFormat
 from alignment.config import AlignmentConfig
 from alignment.datasets import FeedbackDatasets, build_datasets
 from alignment.distributed import SINGLE, Processes
+from alignment.evaluate import BASE, Scorer, evaluate_variant
 from alignment.feedback import load_feedback
 from alignment.gate import GateResult, choose_stages, decide
+from alignment.model import load_base_model, load_tokenizer, resolve_config
 from alignment.progress import RunMonitor, StageHook, TrainingLog
+from alignment.regression import regression_rows
 from alignment.report import data_notes, write_report
-from alignment.train import StagePlan, plan_stages
+from alignment.train import StagePlan, plan_stages, train_adapter
 from storage import Database
 from storage.models import utcnow
 from storage.stats import active_adapter
@@ -100,9 +105,6 @@ def retrain(
     rows, the baseline and the staging folder; all of them train; the main one alone evaluates,
     publishes and registers. The other processes return a `TRAINED_ONLY` outcome.
     """
-    from alignment import registry
-    from alignment.model import load_tokenizer, resolve_config
-
     started = time.time()
     main = processes.is_main
     config = resolve_config(config, paths.base_model)
@@ -213,9 +215,6 @@ def _train(
     processes: Processes = SINGLE,
 ) -> tuple[dict[str, Any], Path | None]:
     """The training summary, and the SFT-only adapter when one was kept for the gate to compare."""
-    from alignment.model import load_base_model
-    from alignment.train import train_adapter
-
     loaded = load_base_model(base_model, config, processes)
     result = train_adapter(
         loaded,
@@ -241,10 +240,6 @@ def _evaluate(
     sft_adapter: Path | None = None,
 ) -> GateResult:
     """Score the active adapter (or the base model) and the candidate; maybe ship SFT alone instead."""
-    from alignment.answer_quality import AnswerWriter, written_answer_metrics
-    from alignment.evaluate import BASE, Scorer, evaluate_variant
-    from alignment.regression import regression_rows
-
     adapters = {"candidate": staging}
     if baseline is not None:
         adapters["active"] = baseline[2]

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from alignment.chat_format import ChatFormat
+from retrieval.answering.prompt import make_prompt_builder
 
 REGRESSION_FILE = Path(__file__).parent / "data" / "regression.jsonl"
 
 
 def grounded_messages(question: str, passages: list[tuple[str, str]]) -> list[dict[str, str]]:
     """The bot's own grounded prompt (``retrieval.answering.prompt``) for ``question`` over (title, text) passages."""
-    from haystack import Document
-
-    from retrieval.answering.prompt import make_prompt_builder
+    from haystack import Document  # heavy
 
     documents = [Document(content=text, meta={"title": title}) for title, text in passages]
     messages = make_prompt_builder().run(documents=documents, question=question)["prompt"]

@@ -41,10 +41,10 @@ class ReportFiles:
 
 
 def plot_run(log: TrainingLog, gate: dict[str, Any] | None, path: Path) -> Path:
-    import matplotlib
+    import matplotlib  # heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy
 
     figure, (losses, rewards, metrics) = plt.subplots(1, 3, figsize=(15, 4.2))
     for stage in ("sft", "dpo", "kto"):

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transformers import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+
 from alignment.config import AlignmentConfig
 from alignment.datasets import SplitRows
 from alignment.distributed import SINGLE, Processes
@@ -175,9 +178,9 @@ def train_adapter(
     a stage's model is wrapped in place and cannot be handed to the next trainer, so each stage's adapter
     is saved and loaded again onto a fresh base model from ``reload``.
     """
-    from datasets import Dataset
-    from datasets.utils.logging import disable_progress_bar
-    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
+    from datasets import Dataset  # heavy
+    from datasets.utils.logging import disable_progress_bar  # heavy
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer  # heavy
 
     disable_progress_bar()  # tokenising a few hundred rows needs no bar of its own next to the monitor's
     result = TrainResult(plan=plan)
@@ -263,7 +266,7 @@ def _hand_over(
         return model
     if reload is None:
         raise ValueError("training under FSDP needs `reload` to start each stage from a fresh base model")
-    from peft import PeftModel
+    from peft import PeftModel  # heavy
 
     folder = scratch / f"{stage}-adapter"
     _save_sharded(trainer, folder, processes)
@@ -285,9 +288,6 @@ def _save_sharded(trainer: Any, folder: Path, processes: Processes) -> Path:
 
 def _run(trainer: Any, stage: str, result: TrainResult, checkpoints: Path | None = None) -> None:
     """Train one stage; with ``checkpoints``, save under ``checkpoints/<stage>`` and resume from there."""
-    from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
-
     trainer.remove_callback(PrinterCallback)  # the monitor shows and logs every step already
     resume = None
     if checkpoints is not None:

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from alignment.registry import verify_adapter
+
 log = logging.getLogger(__name__)
 
 # A refused adapter is tried again after this long, so that a server which was restarting when an
@@ -69,8 +71,6 @@ class AdapterSync:
         return Path(path)
 
     def _switch(self, generator: Any, wanted: Wanted | None, current: str | None, served: bool) -> str | None:
-        from alignment.registry import verify_adapter
-
         if wanted is None:
             if current is not None:
                 generator.activate_adapter(None)

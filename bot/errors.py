@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 
+from storage import DatabaseError
+from storage.feedback import UnknownInteractionError
+
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Resolved lazily: importing retrieval pulls in Haystack, which ``tanya db upgrade`` does not need."""
-    from storage import DatabaseError
-    from storage.feedback import UnknownInteractionError
-
     found: list[type[BaseException]] = [
         DatabaseError,
         UnknownInteractionError,

@@ -21,6 +21,7 @@ from bot.outbox import Outbox
 from bot.settings import Settings
 from retrieval.answering.checks import AnswerChange, Change
 from retrieval.answering.excerpt import best_excerpt
+from retrieval.config import RetrievalConfig
 from storage import ChannelKind, Database
 from storage.database import is_unavailable
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -134,8 +135,6 @@ class Tanya:
 
     @cached_property
     def retrieval_config(self):  # type: ignore[no-untyped-def]
-        from retrieval.config import RetrievalConfig
-
         config = RetrievalConfig(
             location=self.settings.document_store, data_dir=self.settings.index_dir, index=self.settings.index
         )
@@ -160,13 +159,13 @@ class Tanya:
 
     @cached_property
     def document_store(self):  # type: ignore[no-untyped-def]
-        from retrieval.stores.document_store import open_document_store
+        from retrieval.stores.document_store import open_document_store  # heavy
 
         return open_document_store(self.retrieval_config)
 
     @cached_property
     def generator(self):  # type: ignore[no-untyped-def]
-        from retrieval.generation.factory import make_chat_generator
+        from retrieval.generation.factory import make_chat_generator  # heavy
 
         key = self.settings.generator_api_key
         served = self.settings.generator.startswith(("http://", "https://"))
@@ -182,8 +181,8 @@ class Tanya:
 
     @cached_property
     def rag(self):  # type: ignore[no-untyped-def]
-        from retrieval.answering.pipeline import RagPipeline
-        from retrieval.search.hybrid import build_search_pipeline, search_inputs
+        from retrieval.answering.pipeline import RagPipeline  # heavy
+        from retrieval.search.hybrid import build_search_pipeline, search_inputs  # heavy
 
         pipeline = RagPipeline(
             search_pipeline=build_search_pipeline(store=self.document_store, config=self.retrieval_config),
@@ -196,7 +195,7 @@ class Tanya:
 
     @cached_property
     def searcher(self):  # type: ignore[no-untyped-def]
-        from retrieval.search.hybrid import HybridSearcher
+        from retrieval.search.hybrid import HybridSearcher  # heavy
 
         searcher = HybridSearcher(store=self.document_store, config=self.retrieval_config)
         searcher.warm_up()
@@ -212,7 +211,7 @@ class Tanya:
     # -- use cases --------------------------------------------------------------------------------
 
     def ingest(self, paths: Sequence[Path], progress: Callable[[Any], None] | None = None):  # type: ignore[no-untyped-def]
-        from retrieval.ingestion.ingest import Ingestor
+        from retrieval.ingestion.ingest import Ingestor  # heavy
 
         return Ingestor(store=self.document_store, config=self.retrieval_config, progress=progress).run(
             list(paths)
@@ -324,7 +323,7 @@ class Tanya:
         return correction_id
 
     def status(self) -> dict[str, Any]:
-        from retrieval.stores.document_store import count_documents
+        from retrieval.stores.document_store import count_documents  # heavy
 
         with self.database.session() as session:
             stats = counts(session).as_dict()

@@ -21,7 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.training import LAUNCH_MODULE
+from alignment.chat_format import ChatFormat
+from alignment.distributed import current_processes
+from alignment.model import load_tokenizer, resolve_config
+from bot.settings import Settings
+from bot.training import LAUNCH_MODULE, parse_overrides, training_setup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help exits here, before anything heavy is imported
-    from alignment.distributed import current_processes
-    from alignment.launch import progress_printer, write_outcome
-    from alignment.pipeline import retrain
-    from bot.cli.application import quiet_libraries
-    from bot.service import Tanya
-    from bot.settings import Settings
-    from bot.training import parse_overrides, training_setup
+    from alignment.launch import progress_printer, write_outcome  # heavy
+    from alignment.pipeline import retrain  # heavy
+    from bot.cli.application import quiet_libraries  # heavy
+    from bot.service import Tanya  # heavy
 
     quiet_libraries()
     processes = current_processes()
@@ -91,7 +92,7 @@ def _job_overrides(database: Any, job_id: int | None) -> dict[str, Any]:
     """The job's ``config["training"]`` overrides, as the in-process worker applies them."""
     if job_id is None:
         return {}
-    from storage.models import TrainingJob
+    from storage.models import TrainingJob  # heavy
 
     with database.session() as session:
         job = session.get(TrainingJob, job_id)
@@ -102,10 +103,8 @@ def _job_overrides(database: Any, job_id: int | None) -> dict[str, Any]:
 
 def _dry_run(database: Any, config: Any, paths: Any) -> dict[str, Any]:
     """What a run would train on and which stages it would run; nothing is trained or written."""
-    from alignment.chat_format import ChatFormat
-    from alignment.model import load_tokenizer, resolve_config
-    from alignment.pipeline import prepare_data
-    from alignment.train import plan_stages
+    from alignment.pipeline import prepare_data  # heavy
+    from alignment.train import plan_stages  # heavy
 
     resolved = resolve_config(config, paths.base_model)
     data = prepare_data(database, ChatFormat.from_tokenizer(load_tokenizer(paths.base_model)), resolved)

@@ -2,8 +2,9 @@
 
 Shared by the commands that start runs (``bot.cli.training``) and by the process a launcher starts
 (``bot.train_launch``). Nothing below ``bot`` reads the environment, so the settings become the alignment
-package's plain config objects here. Alignment and retrieval are imported inside the functions (lazy):
-``tanya --help`` and the Slack bot should not load TRL.
+package's plain config objects here. The pipeline, the worker, the launcher and the checkpoint code are
+imported inside the functions: ``tanya --help`` and the Slack bot should not pay for torch, TRL or the
+model conversion code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from alignment.config import AlignmentConfig
 from bot.settings import Settings
 
 LAUNCH_MODULE = "bot.train_launch"
@@ -20,9 +22,8 @@ LAUNCH_MODULE = "bot.train_launch"
 
 def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
     """Settings → the alignment package's plain config objects (nothing below bot reads the environment)."""
-    from alignment.config import AlignmentConfig  # lazy: TRL
-    from alignment.pipeline import RunPaths
-    from alignment.worker import WorkerConfig
+    from alignment.pipeline import RunPaths  # heavy
+    from alignment.worker import WorkerConfig  # heavy
 
     config = AlignmentConfig(
         include_private=settings.train_on_private,
@@ -48,7 +49,7 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
 def training_base(settings: Settings) -> Path:
     """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
     by name); the default bundled model when answers come from a server."""
-    from retrieval.generation.checkpoint import ensure_checkpoint  # loaded only when a run needs it
+    from retrieval.generation.checkpoint import ensure_checkpoint  # heavy
 
     generator = settings.generator.strip()
     if generator and Path(generator).expanduser().is_dir():
@@ -68,7 +69,7 @@ def launch_command(launcher: str, job_id: int, result: Path) -> list[str]:
 
 def launcher_runner(launcher: str) -> Any:
     """A worker runner that runs each job under `launcher` (see ``alignment.launch``)."""
-    from alignment.launch import launched_runner
+    from alignment.launch import launched_runner  # heavy
 
     launch_command(launcher, 0, Path("check"))  # an empty launcher fails here, at start-up
     return launched_runner(lambda job_id, result: launch_command(launcher, job_id, result))

@@ -1,7 +1,8 @@
 """The dependency rules of docs/architecture.md, checked over the source tree.
 
 Every import of one of tanya's modules counts, also one inside a function (those keep start-up light, but
-a cycle through them is still a cycle). The check reads the files with ``ast``: nothing is imported.
+a cycle through them is still a cycle), and every import inside a function says why it is there. The
+checks read the files with ``ast``: nothing is imported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("storage", "retrieval", "alignment", "bot")
+# Why an import may sit inside a function (docs/architecture.md): the one word of its trailing comment.
+IMPORT_REASONS = {"heavy", "optional"}
 
 # Which area may import which (an area may always import itself). The first matching prefix decides.
 ALLOWED: dict[str, set[str]] = {
@@ -81,6 +84,15 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
+def _sources() -> list[Path]:
+    return [
+        path
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+        if "migrations" not in path.parts
+    ]
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(REPO).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -89,21 +101,18 @@ def _module_name(path: Path) -> str:
 def _imports() -> dict[str, set[tuple[str, tuple[str, ...]]]]:
     """Module → the (imported module, imported names) of tanya's own modules it imports."""
     found: dict[str, set[tuple[str, tuple[str, ...]]]] = defaultdict(set)
-    for package in PACKAGES:
-        for path in (REPO / package).rglob("*.py"):
-            if "migrations" in path.parts:
+    for path in _sources():
+        module = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [(alias.name, ()) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [(node.module, tuple(alias.name for alias in node.names))]
+            else:
                 continue
-            module = _module_name(path)
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    targets = [(alias.name, ()) for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    targets = [(node.module, tuple(alias.name for alias in node.names))]
-                else:
-                    continue
-                for target, names in targets:
-                    if target.split(".")[0] in PACKAGES:
-                        found[module].add((target, names))
+            for target, names in targets:
+                if target.split(".")[0] in PACKAGES:
+                    found[module].add((target, names))
     return found
 
 
@@ -173,6 +182,37 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
         if name.startswith("_") and target != module
     )
     assert not private, "\n".join(private)
+
+
+def _imports_in_functions() -> list[tuple[str, int, str]]:
+    """(file, line, trailing comment) of every import statement inside a function."""
+    found = []
+    for path in _sources():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    line = lines[node.lineno - 1]
+                    comment = line.partition("#")[2].strip() if "#" in line else ""
+                    found.append((str(path.relative_to(REPO)), node.lineno, comment))
+    return found
+
+
+def test_every_import_inside_a_function_says_why_in_a_word() -> None:
+    """Start-up stays light only while the imports kept inside functions are the ones that need to be."""
+    found = _imports_in_functions()
+    unexplained = [
+        f"{path}:{line}: '# {comment}'" if comment else f"{path}:{line}: no reason"
+        for path, line, comment in found
+        if comment not in IMPORT_REASONS
+    ]
+    assert found, "the check found no import inside a function"
+    assert not unexplained, (
+        f"an import inside a function needs a trailing comment, one of {sorted(IMPORT_REASONS)} "
+        "(docs/architecture.md), or belongs at the top of its module:\n" + "\n".join(unexplained)
+    )
 
 
 @pytest.mark.parametrize(

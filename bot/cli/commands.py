@@ -26,8 +26,10 @@ from bot.cli.application import (
     say,
 )
 from bot.cli.batch import run_batch
+from bot.cli.chat import ChatSession
 from bot.service import InputError
 from bot.settings import Settings
+from storage import Database
 
 
 @app.command()
@@ -36,7 +38,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders: Markdown, text, HTML, PDF.")],
 ) -> None:
     """Add documents to the knowledge base (re-ingesting unchanged files is free)."""
-    from bot.cli.ingest_view import run_ingest
+    from bot.cli.ingest_view import run_ingest  # heavy
 
     report = run_ingest(make_service(), paths)
     if report.files_skipped and not (report.files_indexed or report.files_unchanged):
@@ -111,8 +113,6 @@ def ask(
 @friendly_errors
 def chat() -> None:
     """Ask questions in a loop; rate answers with + and -, correct them with !fix <text>."""
-    from bot.cli.chat import ChatSession
-
     ChatSession(make_service(), user_id=cli_user()).run()
 
 
@@ -156,8 +156,6 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @friendly_errors
 def db_upgrade() -> None:
     """Apply database migrations (needed after upgrading tanya on PostgreSQL)."""
-    from storage import Database
-
     quiet_libraries()
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -179,7 +177,7 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port for HTTP mode.")] = 3000,
 ) -> None:
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on /slack/events."""
-    from bot.slack.serve import serve as run_slack
+    from bot.slack.serve import serve as run_slack  # heavy
 
     quiet_libraries()
     say("Loading tanya…")

@@ -13,6 +13,7 @@ import typer
 
 from bot.cli.application import app, friendly_errors, make_service, say
 from bot.service import InputError
+from retrieval.stores.errors import StoreUnavailableError
 
 
 @app.command()
@@ -36,10 +37,9 @@ def reindex(
     ] = False,
 ) -> None:
     """Rebuild the Elasticsearch index for the configured embedder and switch the alias to it; searches keep working."""
-    from elasticsearch import TransportError
+    from elasticsearch import TransportError  # heavy
 
-    from retrieval.ingestion.reindex import Reindexer, make_client
-    from retrieval.stores.errors import StoreUnavailableError
+    from retrieval.ingestion.reindex import Reindexer, make_client  # heavy
 
     config = make_service().retrieval_config
     if not config.uses_elasticsearch:

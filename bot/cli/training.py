@@ -7,15 +7,22 @@ reads the environment.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
+from alignment.config import AlignmentConfig
+from alignment.registry import AdapterIntegrityError, RegistryError, activate_version, list_versions, rollback
 from bot.cli import console as out
 from bot.cli.application import EXIT_FAILURE, app, cli_user, friendly_errors, make_service, report_error, say
+from bot.observability.worker_metrics import instrument_runner, serve_worker_metrics
 from bot.service import InputError
 from bot.training import launcher_runner, parse_overrides, training_setup
+from storage.jobs import claim_next_job, enqueue_job
+from storage.models import JobStatus, TrainingJob
 
 adapters_app = typer.Typer(help="Trained LoRA adapters: list, activate, roll back.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
@@ -51,12 +58,7 @@ def retrain(
     ] = None,
 ) -> None:
     """Queue a re-training run on the feedback so far; a running `tanya worker` picks it up."""
-    import threading
-
-    from alignment.config import AlignmentConfig
-    from alignment.worker import Worker, retrain_runner, worker_name
-    from storage.jobs import claim_next_job, enqueue_job
-    from storage.models import JobStatus, TrainingJob
+    from alignment.worker import Worker, retrain_runner, worker_name  # heavy
 
     try:
         overrides = parse_overrides(settings or [])
@@ -108,11 +110,7 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run the queued jobs, then exit.")] = False,
 ) -> None:
     """Run queued training jobs, and start runs by itself when enough new feedback has arrived."""
-    import signal
-    import threading
-
-    from alignment.worker import Worker, retrain_runner
-    from bot.observability.worker_metrics import instrument_runner, serve_worker_metrics
+    from alignment.worker import Worker, retrain_runner  # heavy
 
     service = make_service()
     settings = service.settings
@@ -153,8 +151,6 @@ def worker(
 
 
 def _registry_call(call: Callable[..., Any], *args: Any) -> Any:
-    from alignment.registry import AdapterIntegrityError, RegistryError
-
     try:
         return call(*args)
     except RegistryError as exc:
@@ -170,9 +166,7 @@ def adapters_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Every trained adapter, newest first, with its status and gate result."""
-    from rich.table import Table
-
-    from alignment.registry import list_versions
+    from rich.table import Table  # heavy
 
     service = make_service()
     with service.database.session() as session:
@@ -218,8 +212,6 @@ def adapters_activate(
     adapter_id: Annotated[int, typer.Argument(help="The id shown by `tanya adapters list`.")],
 ) -> None:
     """Make an adapter the active one (its files are verified first); running bots switch before their next answer."""
-    from alignment.registry import activate_version
-
     service = make_service()
     with service.database.session() as session:
         version = _registry_call(activate_version, session, adapter_id)
@@ -231,8 +223,6 @@ def adapters_activate(
 @friendly_errors
 def adapters_rollback() -> None:
     """Take the active adapter out of service and go back to the one before it (or to the base model)."""
-    from alignment.registry import rollback
-
     service = make_service()
     with service.database.session() as session:
         result = _registry_call(rollback, session)

@@ -49,6 +49,12 @@ HISTORY_TURNS = 3
 
 @dataclass(frozen=True)
 class Question:
+    """A message addressed to tanya, as the answer path needs it: its text, who asked, and where to reply.
+
+    ``ts`` is the question's own message (the claim that keeps it to one answer); ``thread_ts`` the thread
+    the answer goes to; ``origin`` decides whether the answer may be trained on.
+    """
+
     text: str
     user: str
     channel: str
@@ -64,6 +70,11 @@ def _reference() -> str:
 
 
 class Answerer:
+    """Answers a question in its Slack thread: claim, placeholder, streamed answer, recorded interaction.
+
+    One per app; ``handle`` runs on a lazy listener and hands the generation to the bounded answer pool.
+    """
+
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
 

@@ -35,6 +35,11 @@ def _ref(interaction: Interaction) -> AnswerRef:
 
 
 class Feedback:
+    """Votes and corrections from Slack, recorded through the service, and what people are told about them.
+
+    Shared by the reaction, button, thread-reply and modal handlers, so each way of voting counts the same.
+    """
+
     def __init__(self, ctx: SlackContext) -> None:
         self.ctx = ctx
 

@@ -35,6 +35,12 @@ ANSWER_POLL_SECONDS = 0.5
 
 
 class ReactionVotes:
+    """The ``reaction_added``/``reaction_removed`` listener: a 👍 or 👎 on an answer becomes the person's vote.
+
+    Events are applied by ``event_ts`` (``Feedback.react``), and a reaction on an answer still streaming
+    waits for its row.
+    """
+
     def __init__(self, ctx: SlackContext, feedback: Feedback) -> None:
         self.ctx = ctx
         self.feedback = feedback

@@ -35,6 +35,7 @@ from bot.slack.jobs import JobStatusPoller
 from bot.slack.ops import OpsEndpoints
 from bot.slack.readiness import component_status
 from bot.slack.server import HttpServer
+from bot.slack.socket_mode import connect_socket_mode
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,6 @@ def _serve(
             start_ops(runtime, settings.metrics_host, settings.metrics_port, server=ops)
             metrics_note = f" (metrics: {ops.url}/metrics)"
         if runtime.socket_mode:
-            from bot.slack.socket_mode import connect_socket_mode
-
             token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
             handler = connect_socket_mode(runtime.app, token)
             runtime.poller.start()

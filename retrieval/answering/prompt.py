@@ -73,7 +73,7 @@ def make_prompt_builder(
     Inputs: `documents` (in retrieval order), `question`, and optionally `history`, a list of
     (user, assistant) pairs, oldest first (see `bound_history`).
     """
-    from haystack.components.builders import ChatPromptBuilder  # lazy: the checks need no Haystack
+    from haystack.components.builders import ChatPromptBuilder  # heavy
 
     for text in (system_prompt, instruction):
         if "{" in text or "}" in text or not text.strip():

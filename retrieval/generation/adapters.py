@@ -63,9 +63,9 @@ def _linear_shape(base_model: Any, module_name: str) -> tuple[int, int] | None:
 
 def validate_adapter_dir(name: str, path: Path, base_model: Any) -> AdapterFiles:
     """Read an adapter folder completely and check that it fits `base_model`; raise `AdapterLoadError` if not."""
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    import torch  # heavy
+    from safetensors import SafetensorError  # heavy
+    from safetensors.torch import load_file  # heavy
 
     path = Path(path)
     prefix = f"adapter {name!r} at {path}"

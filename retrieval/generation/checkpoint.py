@@ -57,8 +57,8 @@ def _is_complete(target: Path, expected: dict[str, object]) -> bool:
 
 def _convert(model_info: BundledModel, destination: Path) -> None:
     """De-quantize the model's GGUF file into a plain fp32 checkpoint written to `destination`."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    import torch  # heavy
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # heavy
 
     # A GGUF file in parts is joined inside the staging folder, so a crash leaves nothing elsewhere.
     with tempfile.TemporaryDirectory(dir=destination, prefix=".gguf-") as workdir:

@@ -99,8 +99,8 @@ class LocalChatGenerator:
         """Loads tokenizer and weights (about a second for SmolLM2) and the configured adapters."""
         if self._model is not None:
             return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch  # heavy
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy
 
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
@@ -139,7 +139,7 @@ class LocalChatGenerator:
                 f"adapter name {name!r} is empty or already loaded; unload it or pick a new name"
             )
         validate_adapter_dir(name, Path(path), self._base)
-        from peft import PeftModel
+        from peft import PeftModel  # heavy
 
         with self._weights_lock:
             if name in self.loaded_adapters:  # a concurrent call with the same name got here first
@@ -271,8 +271,12 @@ class LocalChatGenerator:
         extra: dict[str, Any],
         streaming_callback: Callable[[StreamingChunk], None] | None,
     ) -> tuple[list[int], str]:
-        import torch
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteriaList
+        import torch  # heavy
+        from transformers import (  # heavy
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            StoppingCriteriaList,
+        )
 
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         cancel = Cancel(pause=self.between_tokens)

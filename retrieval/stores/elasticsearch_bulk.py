@@ -75,7 +75,7 @@ class BulkWriteError(RuntimeError):
 
 def is_transient(error: BaseException) -> bool:
     """True for failures that a later attempt can succeed after: overload, unavailability, lost connections."""
-    from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+    from elasticsearch import ApiError, ConnectionError, ConnectionTimeout  # heavy
 
     if isinstance(error, TransientBulkError | ConnectionError | ConnectionTimeout):
         return True
@@ -108,7 +108,7 @@ def bulk_write(
     :raises TransientBulkError, ApiError, ConnectionError: the last transient failure, once the attempts
         are used up.
     """
-    from elasticsearch import helpers
+    from elasticsearch import helpers  # heavy
 
     policy = retry or WriteRetry()
     pending = list(actions)

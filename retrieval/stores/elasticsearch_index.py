@@ -119,7 +119,7 @@ class IndexState:
 
 def inspect_index(client: Any, alias: str) -> IndexState:
     """Reads where `alias` points (one `_alias` and one `_mapping` request; nothing is changed)."""
-    from elasticsearch import NotFoundError
+    from elasticsearch import NotFoundError  # heavy
 
     try:
         aliases = client.indices.get_alias(name=alias)
@@ -146,7 +146,7 @@ def _meta(client: Any, index: str) -> dict[str, Any]:
 
 def create_index(client: Any, name: str, embedder: str, mapping_version: int | None = None) -> None:
     """Creates the physical index `name` with the explicit mapping; an existing one is left alone."""
-    from elasticsearch import BadRequestError
+    from elasticsearch import BadRequestError  # heavy
 
     try:
         client.indices.create(index=name, mappings=index_mapping(embedder, mapping_version))

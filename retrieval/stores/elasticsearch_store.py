@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from elasticsearch import Elasticsearch
 from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
+from haystack.utils import Secret
 from haystack_integrations.document_stores.elasticsearch import ElasticsearchDocumentStore
 
 from retrieval.config import RetrievalConfig
@@ -77,8 +79,6 @@ class AliasedElasticsearchDocumentStore(ElasticsearchDocumentStore):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AliasedElasticsearchDocumentStore:
         """Deserializes the store."""
-        from haystack.utils import Secret
-
         params = data.get("init_parameters", {})
         for key in ("api_key", "api_key_id"):
             if isinstance(params.get(key), dict):
@@ -87,8 +87,6 @@ class AliasedElasticsearchDocumentStore(ElasticsearchDocumentStore):
 
     def _ensure_initialized(self) -> None:
         if self._client is None:
-            from elasticsearch import Elasticsearch
-
             client = Elasticsearch(
                 self._hosts, api_key=self._handle_auth(), headers=self._headers, **self._kwargs
             )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from alignment import answer_quality
+from alignment import pipeline
 from alignment.pipeline import _evaluate, prepare_data
 from storage import Database
 from tests.alignment.conftest import AdapterFactory, tiny_config
@@ -57,7 +57,7 @@ def test_the_better_writer_of_sft_alone_and_sft_plus_dpo_is_shipped(
     sft_only = (sft_adapter / "adapter_model.safetensors").read_bytes()
     assert full != sft_only
     scores = {"base": 10.0, "candidate": 30.0, "sft_only": 45.0 if sft_better else 25.0}
-    monkeypatch.setattr(answer_quality, "written_answer_metrics", _grade(scores))
+    monkeypatch.setattr(pipeline, "written_answer_metrics", _grade(scores))
     # Likelihood is not the point here: a negative margin passes it, and few rows keep the scoring short.
     config = tiny_config(
         gate_min_written_answers=3, gate_written_answers=4, gate_margin=-10.0, max_eval_rows=2
