@@ -183,6 +183,10 @@ class _StopSignal:
         if not self.running:
             raise _StoppedWhileStarting
 
+    def finish_gracefully(self) -> None:
+        """From now on a stop is not an abandoned start-up: it is noted, and :meth:`wait` returns at once."""
+        self.running = True
+
     def wait(self) -> None:
         self.running = True
         try:
@@ -236,6 +240,7 @@ def _serve(
         if runtime.socket_mode:
             token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
             handler = connect_socket_mode(runtime.app, token)
+            stop.finish_gracefully()
             runtime.poller.start()
             runtime.ctx.start_background()
             if on_ready:
@@ -245,6 +250,8 @@ def _serve(
             finally:
                 handler.close()
         else:
+            # From the moment the port answers events, a stop lets the start-up finish, then drains.
+            stop.finish_gracefully()
             server = start_http(runtime, host, port, server=server)
             if on_ready:
                 on_ready(f"listening on {server.url}{EVENTS_PATH} (health: {server.url}/healthz)")
