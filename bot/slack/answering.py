@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from bot.observability.logs import log_context
 from bot.observability.metrics import (
@@ -314,12 +315,17 @@ class Answerer:
             )
 
     def _post_problem(self, question: Question, message: str) -> None:
-        try:
-            self.ctx.client.chat_postMessage(
-                channel=question.channel,
-                thread_ts=question.thread_ts,
-                text=message,
-                blocks=render.problem_blocks(message),
-            )
-        except Exception as exc:
-            log.warning("could not tell %s about a failure: %s", question.channel, exc)
+        post_problem(self.ctx.client, question, message)
+
+
+def post_problem(client: Any, question: Question, message: str) -> None:
+    """Tell the thread what went wrong, as a new message; a failure to do even that is a log line."""
+    try:
+        client.chat_postMessage(
+            channel=question.channel,
+            thread_ts=question.thread_ts,
+            text=message,
+            blocks=render.problem_blocks(message),
+        )
+    except Exception as exc:
+        log.warning("could not tell %s about a failure: %s", question.channel, exc)

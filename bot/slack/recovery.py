@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.observability.metrics import CLAIMS_RESUMED
 from bot.slack import render
-from bot.slack.answering import Answerer, Question
+from bot.slack.answering import Answerer, Question, post_problem
 from bot.slack.context import SlackContext
 from storage import ChannelKind
 
@@ -111,12 +111,4 @@ class Recovery:
         self._post(question, message)
 
     def _post(self, question: Question, message: str) -> None:
-        try:
-            self.ctx.client.chat_postMessage(
-                channel=question.channel,
-                thread_ts=question.thread_ts,
-                text=message,
-                blocks=render.problem_blocks(message),
-            )
-        except Exception as exc:
-            log.warning("could not post in %s: %s", question.channel, exc)
+        post_problem(self.ctx.client, question, message)
