@@ -3,7 +3,8 @@
 Buttons vote exactly like reactions (one vote per person, ``source="button"``); the reply is ephemeral,
 through the action's ``response_url``, so the channel sees no noise. The form's submission is stored
 while Slack waits for the acknowledgement, so the form itself can show the outcome: a thank-you, or
-an error next to the text (which is then not lost).
+an error next to the text (which is then not lost). While the database is unavailable, votes and
+submissions are kept in the local spool and saved when it is back, and the person is told exactly that.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ class AnswerActions:
         user = (body.get("user") or {}).get("id")
         if interaction_id is None or not user:
             return
+        key = f"vote:button:{interaction_id}:{user}:{action.get('action_ts') or body.get('trigger_id')}"
         try:
-            self.feedback.vote(interaction_id, user=user, up=up, source="button")
+            saved = self.feedback.vote_or_keep(interaction_id, user=user, up=up, source="button", key=key)
         except Exception:
             log.exception("could not record a button vote by %s on #%s", user, interaction_id)
             self._tell(respond, self.feedback.not_recorded(up))
             return
-        self._tell(respond, self.feedback.thanks(up))
+        self._tell(respond, self.feedback.thanks(up) if saved else self.feedback.saved_later(up))
 
     def open_suggestion(
         self, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
@@ -86,13 +88,16 @@ class AnswerActions:
             ack(response_action="errors", errors={render.SUGGEST_BLOCK: "Write the better answer here."})
             return
         user = (body.get("user") or {}).get("id") or "unknown"
+        key = f"correction:modal:{view.get('id') or body.get('trigger_id')}"
         try:
-            self.feedback.correct(interaction_id, user=user, text=text, source="slack_modal")
+            saved = self.feedback.correct_or_keep(
+                interaction_id, user=user, text=text, source="slack_modal", key=key
+            )
         except Exception:
             log.exception("could not store a suggested answer for #%s", interaction_id)
             ack(response_action="errors", errors={render.SUGGEST_BLOCK: SAVE_FAILED})
             return
-        ack(response_action="update", view=render.suggest_thanks(interaction_id))
+        ack(response_action="update", view=render.suggest_thanks(interaction_id, saved=saved))
 
     @staticmethod
     def _tell(respond: Respond, text: str) -> None:

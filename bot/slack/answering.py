@@ -64,6 +64,7 @@ class Question:
     origin: ChannelKind
     team: str | None = None
     event_id: str | None = None
+    may_be_correction: bool = False  # a thread reply the database was unavailable to tell apart
 
 
 def _reference() -> str:
@@ -92,7 +93,7 @@ class Answerer:
             if deferred:
                 raise
             if is_unavailable(exc):
-                self._defer(question)
+                self.defer(question)
                 return
             reference = _reference()
             log.exception("could not claim %s/%s (reference %s)", question.channel, question.ts, reference)
@@ -190,10 +191,11 @@ class Answerer:
         except Exception as exc:  # the answer's own update will try again
             log.warning("could not reset %s/%s: %s", question.channel, ts, exc)
 
-    def _defer(self, question: Question) -> None:
+    def defer(self, question: Question) -> None:
         """The database is unavailable: keep the question on disk and tell the asker the truth."""
         payload = {**asdict(question), "spooled_at": time.time()}
-        if self.ctx.service.outbox.put(f"question:{question.channel}:{question.ts}", "question", payload):
+        added = self.ctx.service.outbox.put(f"question:{question.channel}:{question.ts}", "question", payload)
+        if added and not question.may_be_correction:  # see ``Feedback.take_thread_reply``
             self.ctx.ephemeral(
                 channel=question.channel,
                 user=question.user,

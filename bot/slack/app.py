@@ -57,7 +57,7 @@ def build_app(
     app.use(count_delivery)
     feedback = Feedback(ctx)
     answerer = Answerer(ctx)
-    Recovery(ctx, answerer)  # resumes orphaned answers and answers deferred questions
+    Recovery(ctx, answerer, feedback)  # resumes orphaned answers and answers deferred questions
     messages.register(app, messages.MessageRouter(ctx, answerer, feedback))
     reactions.register(app, reactions.ReactionVotes(ctx, feedback))
     actions.register(app, actions.AnswerActions(feedback))

@@ -30,10 +30,6 @@ _ANY_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 
 DM_OFF = "I don't answer direct messages in this workspace — please ask me in a channel by mentioning me."
 PRIVATE_OFF = "I don't answer in private channels in this workspace — please ask me in a public channel."
-CORRECTION_FAILED = (
-    "Sorry — I could not save your correction just now because of a problem on my side. "
-    "Please try again in a few minutes."
-)
 
 
 def is_noise(event: dict[str, Any], bot_user_id: str | None) -> bool:
@@ -103,8 +99,8 @@ class MessageRouter:
         if in_thread and not (is_dm or mentioned):
             if addressed_to_someone_else(text, context.bot_user_id):
                 return
-            if not self.feedback.is_answer_thread(channel, thread_ts):
-                return
+            if self.feedback.is_answer_thread(channel, thread_ts) is False:
+                return  # None: the database cannot tell now; the reply waits in the spool (``_handle``)
         key = event_key(body)
         if not self._first_delivery(key, event):
             return
@@ -139,20 +135,28 @@ class MessageRouter:
                 self.ctx.ephemeral(channel=channel, user=user, text=PRIVATE_OFF, thread_ts=thread_ts)
             return
         cleaned = clean_question(text, context.bot_user_id)
-        if in_thread and not mentioned and self._took_correction(channel, thread_ts, user, cleaned):
-            return
-        self.answerer.handle(
-            Question(
-                text=cleaned,
-                user=user,
-                channel=channel,
-                ts=ts,
-                thread_ts=thread_ts or ts,
-                origin=origin,
-                team=event.get("team") or context.team_id,
-                event_id=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
+        took: bool | None = False
+        if in_thread and not mentioned:
+            took = self.feedback.take_thread_reply(
+                channel, thread_ts, user, cleaned, key=f"correction:thread:{channel}:{ts}"
             )
+            if took:
+                return
+        question = Question(
+            text=cleaned,
+            user=user,
+            channel=channel,
+            ts=ts,
+            thread_ts=thread_ts or ts,
+            origin=origin,
+            team=event.get("team") or context.team_id,
+            event_id=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
+            may_be_correction=took is None,
         )
+        if question.may_be_correction:
+            self.answerer.defer(question)  # a correction or a question: told apart when the database is back
+            return
+        self.answerer.handle(question)
 
     def _first_delivery(self, key: str | None, event: dict[str, Any]) -> bool:
         """Claim the delivery (leased: a retry after a crash is handled again, ``bot.slack.leases``)."""
@@ -167,29 +171,6 @@ class MessageRouter:
         if not won:
             DUPLICATES.labels(kind="event").inc()
         return won
-
-    def _took_correction(self, channel: str, thread_ts: str, user: str, text: str) -> bool:
-        """Store the reply as a correction if ``user`` owes one here (they voted 👎); True if handled."""
-        if not text:
-            return False
-        try:
-            pending = self.feedback.pending_correction(channel, thread_ts, user)
-        except Exception:
-            # Unknown whether this was a correction; answering it fails the same way and apologises.
-            log.exception("could not look for a pending correction in %s/%s", channel, thread_ts)
-            return False
-        if pending is None:
-            return False
-        try:
-            self.feedback.correct(pending.interaction_id, user=user, text=text, source="slack_thread")
-        except Exception:
-            log.exception("could not store a correction in %s/%s", channel, thread_ts)
-            self.ctx.ephemeral(channel=channel, user=user, text=CORRECTION_FAILED, thread_ts=thread_ts)
-            return True
-        self.ctx.ephemeral(
-            channel=channel, user=user, text=self.feedback.correction_thanks(pending), thread_ts=thread_ts
-        )
-        return True
 
 
 def register(app: App, router: MessageRouter) -> None:

@@ -24,6 +24,7 @@ from bot.observability.metrics import CLAIMS_RESUMED
 from bot.slack import render
 from bot.slack.answering import Answerer, Question, post_problem
 from bot.slack.context import SlackContext
+from bot.slack.feedback import Feedback
 from storage import ChannelKind
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def question_from(payload: dict[str, Any]) -> Question:
 class Recovery:
     """Resumes orphaned answers (on the lease thread) and answers deferred questions (from the spool)."""
 
-    def __init__(self, ctx: SlackContext, answerer: Answerer) -> None:
+    def __init__(self, ctx: SlackContext, answerer: Answerer, feedback: Feedback) -> None:
         self.ctx = ctx
         self.answerer = answerer
+        self.feedback = feedback
         ctx.service.outbox.register("question", self.answer_deferred)
         ctx.leases.on_beat(self.resume_orphans)
 
@@ -83,6 +85,19 @@ class Recovery:
     def answer_deferred(self, payload: dict[str, Any]) -> None:
         """Spool applier: claim and answer a question asked during an outage (raises while it lasts)."""
         question = question_from(payload)
+        if question.may_be_correction and not self.feedback.is_answer_thread(
+            question.channel, question.thread_ts, deferred=True
+        ):
+            return  # a reply in a thread tanya never answered: none of its business
+        if question.may_be_correction and self.feedback.take_thread_reply(
+            question.channel,
+            question.thread_ts,
+            question.user,
+            question.text,
+            key=f"correction:thread:{question.channel}:{question.ts}",
+            deferred=True,
+        ):
+            return  # it was the correction the person owed: saved, whatever its age
         age_minutes = (time.time() - float(payload.get("spooled_at") or question.ts)) / 60
         if age_minutes > self.ctx.settings.deferred_question_minutes:
             log.warning(

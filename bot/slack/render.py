@@ -196,15 +196,18 @@ def suggest_modal(interaction_id: int, question: str, metadata: str) -> Block:
     }
 
 
-def suggest_thanks(interaction_id: int) -> Block:
+def suggest_thanks(interaction_id: int, *, saved: bool = True) -> Block:
+    """The form after a submission: saved, or (``saved=False``) kept until the database is back."""
+    text = (
+        f":white_check_mark: Thank you — your better answer for #{interaction_id} is saved. "
+        "tanya will learn from it the next time it is re-trained."
+        if saved
+        else f":hourglass_flowing_sand: Thank you — your better answer for #{interaction_id} is kept safe. "
+        "My database is unavailable just now; it will be saved as soon as it is back."
+    )
     return {
         "type": "modal",
         "title": {"type": "plain_text", "text": "Better answer"},
         "close": {"type": "plain_text", "text": "Done"},
-        "blocks": [
-            _section(
-                f":white_check_mark: Thank you — your better answer for #{interaction_id} is saved. "
-                "tanya will learn from it the next time it is re-trained."
-            )
-        ],
+        "blocks": [_section(text)],
     }

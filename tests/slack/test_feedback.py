@@ -248,33 +248,60 @@ def test_suggest_a_better_answer_form(make_bot) -> None:
     assert corrections(bot.database, answer_id) == [("USUGGEST01", "vpn2.example.com", "slack_modal")]
 
 
-def test_votes_when_the_database_is_down_are_kept_or_reported_never_dropped(make_bot) -> None:
+def test_feedback_while_the_database_is_down_is_kept_and_saved_when_it_is_back(make_bot) -> None:
+    """Reactions, buttons, the form and thread-reply corrections all wait in the spool; nobody is misled."""
     bot = make_bot()
     answer_id, answer_ts, thread_ts = record_answer(bot)
+    critic = "UCRITIC002"
+    react(bot, "reaction_added", "-1", user=critic, ts=answer_ts)
+    bot.settle()
     working = bot.service._database
     bot.service._database = Database("postgresql+psycopg://tanya@127.0.0.1:9/down?connect_timeout=2")
     try:
         react(bot, "reaction_added", "+1", user="UUNLUCKY01", ts=answer_ts)
+        bot.settle()
         _button(bot, render.VOTE_DOWN, answer_id, answer_ts, thread_ts, "UUNLUCKY01", "down")
         submission = bot.interact(
             slack.view_submission(
                 render.SUGGEST_VIEW,
-                user="UUNLUCKY01",
+                user="UUNLUCKY02",
                 private_metadata=json.dumps({"id": answer_id}),
                 values={render.SUGGEST_BLOCK: {render.SUGGEST_INPUT: {"value": "better"}}},
             )
         )
+        reply = slack.message(
+            "It is vpn2.example.com now.",
+            user=critic,
+            channel=CHANNEL,
+            channel_type="channel",
+            thread_ts=thread_ts,
+        )
+        assert bot.send_event(reply).status == 200
+        chatter = slack.message(
+            "lunch?", user="UOTHER0003", channel=CHANNEL, channel_type="channel", thread_ts=slack.new_ts()
+        )
+        assert bot.send_event(chatter).status == 200
+        bot.settle()
+        assert corrections(working, answer_id) == [] and bot.service.outbox.depth() == 5
     finally:
         bot.service._database.dispose()
         bot.service._database = working
     notes = ephemerals_to(bot, "UUNLUCKY01")
-    # A reaction is spooled (Slack will not send it again) and said to be saved later; a button or a
-    # modal can simply be used again, so those are reported as not recorded.
     assert len(notes) == 1 and "will be saved as soon as it is back" in notes[0]
     button = bot.emulator.responses("down")
-    assert len(button) == 1 and "could not record your 👎" in button[0].args["text"]
-    assert submission.json()["response_action"] == "errors"
-    for text in [*notes, button[0].args["text"], submission.body]:
+    assert len(button) == 1 and "will be saved as soon as it is back" in button[0].args["text"]
+    assert submission.json()["response_action"] == "update" and "kept safe" in submission.body
+    for text in [*notes, button[0].args["text"], submission.body, *ephemerals_to(bot, critic)]:
         assert "Traceback" not in text and "psycopg" not in text
-    slack.wait_until(lambda: bot.service.outbox.depth() == 0, what="the spooled reaction to be applied")
-    assert bot.votes(answer_id) == [("UUNLUCKY01", 1, "reaction")]
+    slack.wait_until(lambda: bot.service.outbox.depth() == 0, what="the spool to be applied")
+    bot.settle()
+    # Applied in arrival order: the reaction's 👍, then the button's 👎 replaces it.
+    assert bot.votes(answer_id) == [("UCRITIC002", -1, "reaction"), ("UUNLUCKY01", -1, "button")]
+    assert sorted(corrections(bot.database, answer_id)) == [
+        (critic, "It is vpn2.example.com now.", "slack_thread"),
+        ("UUNLUCKY02", "better", "slack_modal"),
+    ]
+    assert bot.emulator.calls_to("chat.postMessage") == [], "the correction was not answered as a question"
+    assert any(f"correction to answer #{answer_id} is saved" in note for note in ephemerals_to(bot, critic))
+    assert ephemerals_to(bot, "UOTHER0003") == [], "chatter in a stranger's thread is left alone"
+    assert bot.service.outbox.spool.dead() == 0
