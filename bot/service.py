@@ -77,6 +77,10 @@ class Answer:
     notices: list[str] = field(default_factory=list)
     # What the answer checks changed in the model's reply (``retrieval.answering.checks``).
     changes: list[AnswerChange] = field(default_factory=list)
+    # Seconds by stage (retrieval, prompt: reading it up to the first token, completion, total) and the
+    # model's token counts, where the generator reports them.
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
 
     def changed(self, kind: Change) -> bool:
         """Whether a check made a change of this kind (the terminal explains some of them)."""
@@ -91,6 +95,8 @@ class Answer:
             "found": self.found,
             "question_truncated": self.question_truncated,
             "notices": list(self.notices),
+            "timings": dict(self.timings),
+            "usage": dict(self.usage),
         }
 
 
@@ -297,6 +303,12 @@ class Tanya:
             seconds=seconds,
             notices=notices,
             changes=list(result.changes),
+            timings={
+                "retrieval": round(result.timings.get("retrieval", 0.0), 4),
+                **(result.reply_meta.get("timings") or {}),
+                "total": round(seconds, 4),
+            },
+            usage=dict(result.reply_meta.get("usage") or {}),
         )
 
     def rate(self, interaction_id: int, *, user_id: str, up: bool, source: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -218,9 +219,11 @@ class LocalChatGenerator:
         with self._weights_lock:
             adapter = self.active_adapter
             with self._adapter_applied(adapter):
-                completion_ids, text = self._generate(
+                started = time.perf_counter()
+                completion_ids, text, first_token_at = self._generate(
                     prompt_ids, max_new_tokens, temperature, kwargs, streaming_callback
                 )
+                finished = time.perf_counter()
         eos = self._tokenizer.eos_token_id
         stopped = bool(completion_ids) and completion_ids[-1] == eos
         finish_reason = "stop" if stopped or len(completion_ids) < max_new_tokens else "length"
@@ -233,6 +236,11 @@ class LocalChatGenerator:
                 "prompt_tokens": len(prompt_ids),
                 "completion_tokens": len(completion_ids),
                 "total_tokens": len(prompt_ids) + len(completion_ids),
+            },
+            # Reading the prompt (up to the first token) and writing the rest, in seconds.
+            "timings": {
+                "prompt": round((first_token_at or finished) - started, 4),
+                "completion": round(finished - (first_token_at or finished), 4),
             },
         }
         if streaming_callback is not None:
@@ -270,7 +278,8 @@ class LocalChatGenerator:
         temperature: float,
         extra: dict[str, Any],
         streaming_callback: Callable[[StreamingChunk], None] | None,
-    ) -> tuple[list[int], str]:
+    ) -> tuple[list[int], str, float | None]:
+        """The completion's ids and text, and when its first token was chosen (``Cancel``)."""
         import torch  # heavy
         from transformers import (  # heavy
             LogitsProcessorList,
@@ -307,4 +316,4 @@ class LocalChatGenerator:
             )
         completion_ids = output[0, input_ids.shape[1] :].tolist()
         text = self._tokenizer.decode(completion_ids, skip_special_tokens=True)
-        return completion_ids, text
+        return completion_ids, text, cancel.first_token_at

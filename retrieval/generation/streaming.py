@@ -10,6 +10,7 @@ will see.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,16 +21,22 @@ class Cancel:
     """A stopping criterion for `generate` that ends generation once `event` is set.
 
     `pause`, if given, is called at every step, in generate's thread: a caller with more urgent work in
-    the same process (a Slack acknowledgement) can make generation wait there, between two tokens.
+    the same process (a Slack acknowledgement) can make generation wait there, between two tokens. The
+    first step's time splits an answer's latency into reading the prompt and writing the answer.
     """
 
     def __init__(self, pause: Callable[[], object] | None = None) -> None:
         self.event = threading.Event()
         self.pause = pause
+        self.started_at = time.perf_counter()
+        # Set at the first step, i.e. once the prompt is processed and the first token chosen.
+        self.first_token_at: float | None = None
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch  # heavy
 
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
         if self.pause is not None:
             self.pause()
 

@@ -61,6 +61,7 @@ def test_answers_greedily_with_usage_metadata(local_generator: LocalChatGenerato
     assert meta["usage"]["prompt_tokens"] == expected_prompt
     assert 0 < meta["usage"]["completion_tokens"] <= 24
     assert meta["usage"]["total_tokens"] == expected_prompt + meta["usage"]["completion_tokens"]
+    assert meta["timings"]["prompt"] > 0 and meta["timings"]["completion"] > 0, "latency split by stage"
 
 
 @pytest.mark.model
