@@ -214,17 +214,27 @@ class RollbackResult:
     now_active: str | None  # None: the base model answers again
 
 
-def rollback(session: Session) -> RollbackResult:
+def _is_starter(version: AdapterVersion) -> bool:
+    return bool((version.lineage or {}).get("starter"))
+
+
+def rollback(session: Session, *, below_starter: bool = False) -> RollbackResult:
     """Take the active adapter out of service (marked rejected) and re-activate the one before it.
 
     "The one before" is the most recently activated retired version whose files still verify; with
-    none, the base model answers. Marking the rolled-back version rejected keeps a second rollback
-    from bouncing back to it.
+    none, the starter adapter shipped with the base model (``alignment.starter``) if there is one, else
+    the base model answers. Marking the rolled-back version rejected keeps a second rollback from
+    bouncing back to it. The starter is the floor: rolling it back too takes ``below_starter``.
     """
     _lock(session)
     current = active_adapter(session)
     if current is None:
         raise RegistryError("no adapter is active; the base model is already answering")
+    if _is_starter(current) and not below_starter:
+        raise RegistryError(
+            f"{current.name} is the starter adapter, the floor for rollbacks; going below it, to the "
+            "untrained base model (which writes poor answers), takes `tanya adapters rollback --below-starter`"
+        )
     previous_candidates = session.scalars(
         select(AdapterVersion)
         .where(
@@ -242,6 +252,19 @@ def rollback(session: Session) -> RollbackResult:
             continue
         target = candidate
         break
+    if target is None and not below_starter:
+        for starter in session.scalars(
+            select(AdapterVersion).where(
+                AdapterVersion.status == AdapterStatus.retired, AdapterVersion.id != current.id
+            )
+        ):
+            if _is_starter(starter):
+                try:
+                    verify_adapter(Path(starter.path), starter.sha256)
+                except AdapterIntegrityError:
+                    continue
+                target = starter
+                break
     current.status = AdapterStatus.rejected
     current.metrics = {**(current.metrics or {}), "rolled_back_at": utcnow().isoformat()}
     if target is not None:

@@ -129,6 +129,7 @@ class Tanya:
         self.settings = settings
         self._database = database
         self._adapters = AdapterSync(server_adapters_dir=settings.server_adapters_dir)
+        self._starter_checked = False
 
     # -- components -------------------------------------------------------------------------------
 
@@ -381,6 +382,18 @@ class Tanya:
             raise InputError("The question is empty: type what you want to know.")
         return question
 
+    def _install_starter(self, session: Any) -> None:
+        """Once per process: register the starter adapter shipped for the bundled model (``alignment.starter``)."""
+        if self._starter_checked or not self.settings.starter_adapter:
+            return
+        from alignment.starter import install_starter  # heavy
+        from retrieval.generation.bundled_models import BUNDLED_MODELS, bundled_model  # heavy
+
+        spec = self.settings.generator.strip()
+        if spec in ("", "local") or spec in BUNDLED_MODELS:
+            install_starter(session, self.settings.adapters_dir, bundled_model(spec).name)
+        self._starter_checked = True
+
     def _sync_adapter(self) -> None:
         """Hot-swap: bring the generator onto the adapter the registry marks active (``bot.adapter_sync``)."""
         generator = self.generator
@@ -388,6 +401,7 @@ class Tanya:
             return
         try:
             with self.database.session() as session:
+                self._install_starter(session)
                 adapter = active_adapter(session)
                 wanted = (adapter.name, adapter.path, adapter.sha256) if adapter else None
         except Exception as exc:

@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="tanya worker: port for /metrics; 0 = none."
     )
 
+    starter_adapter: bool = Field(
+        default=True,
+        description="Answer with the starter adapter shipped for the bundled model (grounded, cited answers "
+        "before any feedback) on a fresh install; false: the bare model, until a re-train.",
+    )
+
     # Production deployment: served adapters and launched training; see docs/alignment.md.
     server_adapters_dir: str | None = Field(
         default=None,

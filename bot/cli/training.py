@@ -6,6 +6,7 @@ reads the environment.
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import threading
@@ -181,6 +182,7 @@ def adapters_list(
                 if version.activated_at
                 else None,
                 "gate": (version.metrics or {}).get("gate", {}).get("reason"),
+                "starter": bool((version.lineage or {}).get("starter")),
                 "path": version.path,
             }
             for version in list_versions(session)
@@ -201,7 +203,7 @@ def adapters_list(
             row["name"],
             f"[{styles.get(row['status'], '')}]{row['status']}[/]",
             row["created_at"].replace("T", " ")[:16],
-            row["gate"] or "",
+            "starter: shipped with tanya" if row["starter"] else (row["gate"] or ""),
         )
     out.console.print(table)
 
@@ -221,10 +223,17 @@ def adapters_activate(
 
 @adapters_app.command("rollback")
 @friendly_errors
-def adapters_rollback() -> None:
-    """Take the active adapter out of service and go back to the one before it (or to the base model)."""
+def adapters_rollback(
+    below_starter: Annotated[
+        bool,
+        typer.Option(
+            "--below-starter", help="Also roll back the shipped starter adapter: the bare base model answers."
+        ),
+    ] = False,
+) -> None:
+    """Take the active adapter out of service and go back to the one before it (the starter is the floor)."""
     service = make_service()
     with service.database.session() as session:
-        result = _registry_call(rollback, session)
+        result = _registry_call(functools.partial(rollback, below_starter=below_starter), session)
     now = result.now_active or "the base model"
     out.console.print(f"Rolled back {result.rolled_back}; {now} answers from now on.")
