@@ -27,12 +27,21 @@ which share no question or passage with the evaluation sets ``qa-en`` / ``qa-id`
    ``alignment.train.train_adapter``.
 
 Writes ``<out>/adapter`` (``adapter_model.safetensors`` + config) and ``<out>/build.json`` (counts,
-seconds, settings). Pilot on 2 CPU cores (shared with other work): see docs/alignment.md.
+seconds, settings). ``--package`` then copies the adapter into ``alignment/starters/<base>/`` with
+``starter.json`` (its registry name and sha256, checked at load) and ``MODEL_CARD.md``; the scores in
+both come from ``benchmarks/results/answer_quality.json`` when it exists (run that benchmark, then
+``--package`` again).
+
+Measured: 300 questions a language (550 training rows after the relevance gate and the held-out
+split), 1 epoch, LoRA r 8, length 512, bf16 autocast: 6 min of ingesting and asking and 55 min of training on
+2 AMD EPYC cores shared with other work (``build.json`` has the figures of the shipped build).
 """
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -158,7 +167,12 @@ def main() -> None:
     )
     parser.add_argument("--checkpoint-steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--package", action="store_true", help="copy the built adapter into the package")
+    parser.add_argument("--version", default="v1", help="with --package: the registry name's version")
     args = parser.parse_args()
+    if args.package:
+        package(args)
+        return
 
     out = args.out.resolve()
     home = out / "home"
@@ -263,6 +277,52 @@ def train(
     }
     (out / "build.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
     print(json.dumps(summary["training"], default=str), flush=True)
+
+
+def package(args: argparse.Namespace) -> None:
+    """Copy ``<out>/adapter`` into ``alignment/starters/<base>`` with its manifest and model card."""
+    out = args.out.resolve()
+    build = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    target = REPO / "alignment" / "starters" / args.base
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy2(out / "adapter" / name, target / name)
+    digest = hashlib.sha256((target / "adapter_model.safetensors").read_bytes()).hexdigest()
+    quality_file = REPO / "benchmarks" / "results" / "answer_quality.json"
+    quality = json.loads(quality_file.read_text(encoding="utf-8")) if quality_file.exists() else {}
+    scores = {
+        language: {k: row.get(k) for k in ("f1", "exact_match", "cites_gold", "says_not_in_documents")}
+        for language, row in (
+            quality.get("results", {}).get(f"{args.base.split('-')[0]}+starter") or {}
+        ).items()
+    }
+    manifest = {
+        "name": f"starter-{args.base}-{args.version}",
+        "base_model": args.base,
+        "sha256": digest,
+        "scores": scores,
+        "build": {key: build[key] for key in ("targets", "data", "training") if key in build},
+    }
+    (target / "starter.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    card = (REPO / "alignment" / "starters" / "MODEL_CARD.template.md").read_text(encoding="utf-8")
+    config = build["config"]
+    card = card.format(
+        name=manifest["name"],
+        base=args.base,
+        sha256=digest,
+        rows=build["data"]["train"]["sft"],
+        targets=json.dumps(build["targets"]),
+        lora_r=config.get("lora_r"),
+        max_length=config.get("max_length"),
+        seed=config.get("seed"),
+        train_seconds=build.get("train_seconds"),
+        asked_seconds=build.get("asked_seconds"),
+        scores=json.dumps(scores, indent=2, ensure_ascii=False),
+        quality_command=quality.get("command", "(not measured yet)"),
+        quality_date=quality.get("date", ""),
+    )
+    (target / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    print(f"packaged {manifest['name']} in {target} (sha256 {digest[:12]}…)")
 
 
 if __name__ == "__main__":
