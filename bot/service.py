@@ -339,7 +339,11 @@ class Tanya:
         from retrieval.stores.document_store import count_documents  # heavy
 
         with self.database.session() as session:
+            self._install_starter(session)
             stats = counts(session).as_dict()
+            adapter = active_adapter(session)
+            if adapter is not None and (adapter.lineage or {}).get("starter"):
+                stats["active_adapter"] = f"{adapter.name} (the starter adapter shipped with tanya)"
         stats["documents"] = count_documents(self.document_store)
         stats["database"] = self.database.description
         stats["document_store"] = self.settings.document_store or str(self.settings.index_dir)
