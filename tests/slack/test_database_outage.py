@@ -8,6 +8,8 @@ SQLite (a failing engine) and on PostgreSQL (the test's own database refusing co
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +20,9 @@ from tests.slack import slack_requests as slack
 from tests.slack.outage import ANSWER_TEXT, HeldRag, Outage
 
 ASKER = "UASKER0042"
+# TANYA_TEST_OUTAGE_SECONDS holds the database down at least this long (default: only as long as the
+# scenario takes, about a second): for measuring a 20-60 s outage by hand, not for CI.
+OUTAGE_SECONDS = float(os.environ.get("TANYA_TEST_OUTAGE_SECONDS", "0"))
 
 
 def ask(bot, channel: str) -> str:
@@ -60,6 +65,7 @@ def test_an_outage_loses_no_question_answer_or_vote(make_bot, database_url: str,
     written_q = ask(bot, written_channel)
     assert rag.generating.wait(30), "generation started"
     outage.cut()
+    cut_at = time.monotonic()
     try:
         rag.release()
         written = slack.wait_until(
@@ -76,12 +82,15 @@ def test_an_outage_loses_no_question_answer_or_vote(make_bot, database_url: str,
         react(bot, "reaction_added", "+1", "UVOTER0003", saved_channel, saved["ts"])
         react(bot, "reaction_added", "+1", "UVOTER0004", written_channel, written["ts"])
         bot.settle()
+        if OUTAGE_SECONDS:  # a longer outage on request (the 20-60 s figure); CI keeps it short
+            time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - cut_at)))
         spooled = outbox.depth()
         assert bot.emulator.thread(deferred_channel, deferred_q) == [], (
             "not answered while it cannot be claimed"
         )
     finally:
         outage.restore()
+        lasted = time.monotonic() - cut_at
 
     slack.wait_until(lambda: outbox.depth() == 0, timeout=60, what="the spool to drain")
     slack.wait_until(
@@ -105,7 +114,8 @@ def test_an_outage_loses_no_question_answer_or_vote(make_bot, database_url: str,
     written_id = next(row.id for row in rows if row.message_ts == written["ts"])
     votes = {user: value for user, value, _ in bot.votes(saved_id)}
     print(
-        f"{bot.database.engine.dialect.name}: {spooled} items spooled during the outage; "
+        f"{bot.database.engine.dialect.name}: {lasted:.0f} s outage, "
+        f"{spooled} items spooled during it; "
         f"questions lost {lost}/3, duplicate messages {duplicates}, votes {votes}"
     )
     assert len(rows) == 3 and lost == 0 and duplicates == 0
