@@ -55,6 +55,7 @@ from closed_loop_users import _rank, load_set, write_corpus
 from qa_metrics import normalize_answer
 
 CHANNEL = "CSTARTER"
+STARTER_VARIANTS = {"gemma3-270m": "gemma+starter"}  # benchmarks/answer_quality.py's name for each
 PLACEHOLDER = "(not generated: the starter build trains on the correction only)"
 
 
@@ -291,9 +292,12 @@ def package(args: argparse.Namespace) -> None:
     quality_file = REPO / "benchmarks" / "results" / "answer_quality.json"
     quality = json.loads(quality_file.read_text(encoding="utf-8")) if quality_file.exists() else {}
     scores = {
-        language: {k: row.get(k) for k in ("f1", "exact_match", "cites_gold", "says_not_in_documents")}
+        language: {
+            k: row.get(k)
+            for k in ("f1", "exact_match", "cites_gold", "says_not_in_documents", "answerable_declined")
+        }
         for language, row in (
-            quality.get("results", {}).get(f"{args.base.split('-')[0]}+starter") or {}
+            quality.get("results", {}).get(STARTER_VARIANTS.get(args.base, "")) or {}
         ).items()
     }
     manifest = {
