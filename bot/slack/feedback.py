@@ -10,6 +10,7 @@ is told as such. Nothing is dropped silently.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,26 +93,26 @@ class Feedback:
 
     def vote_or_keep(self, interaction_id: int, *, user: str, up: bool, source: str, key: str) -> bool:
         """Record the vote now (True), or keep it for when the database is back (False); else raise."""
-        try:
-            self.vote(interaction_id, user=user, up=up, source=source)
-            return True
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
         work = {"interaction_id": interaction_id, "user": user, "up": up, "source": source}
-        self.ctx.service.outbox.put(key, "vote", work)
-        return False
+        return self._now_or_keep(
+            "vote", key, work, lambda: self.vote(interaction_id, user=user, up=up, source=source)
+        )
 
     def correct_or_keep(self, interaction_id: int, *, user: str, text: str, source: str, key: str) -> bool:
         """Store the correction now (True), or keep it for when the database is back (False); else raise."""
+        work = {"interaction_id": interaction_id, "user": user, "text": text, "source": source}
+        return self._now_or_keep(
+            "correction", key, work, lambda: self.correct(interaction_id, user=user, text=text, source=source)
+        )
+
+    def _now_or_keep(self, kind: str, key: str, work: dict[str, Any], apply: Callable[[], object]) -> bool:
         try:
-            self.correct(interaction_id, user=user, text=text, source=source)
+            apply()
             return True
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-        work = {"interaction_id": interaction_id, "user": user, "text": text, "source": source}
-        self.ctx.service.outbox.put(key, "correction", work)
+        self.ctx.service.outbox.put(key, kind, work)
         return False
 
     def _apply_vote(self, work: dict[str, Any]) -> None:
