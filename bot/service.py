@@ -395,7 +395,14 @@ class Tanya:
 
         spec = self.settings.generator.strip()
         if spec in ("", "local") or spec in BUNDLED_MODELS:
-            install_starter(session, self.settings.adapters_dir, bundled_model(spec).name)
+            try:
+                with session.begin_nested():
+                    install_starter(session, self.settings.adapters_dir, bundled_model(spec).name)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise  # tried again with the next answer
+                # A disk that cannot take the copy must not cost anyone an answer: the bare model answers.
+                log.warning("could not install the starter adapter (%s): the bare model answers", exc)
         self._starter_checked = True
 
     def _sync_adapter(self) -> None:
