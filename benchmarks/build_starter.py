@@ -134,14 +134,11 @@ def ask_all(service: Any, questions: list[dict[str, Any]], language: str, asked_
 
 def remove_passages(service: Any, passage_ids: list[str]) -> int:
     """Delete the chunks of these passages' files from the index (the team removed the pages)."""
-    from retrieval.stores.document_store import save_document_store
-
     store = service.document_store
     wanted = {f"{pid}.md" for pid in passage_ids}
     ids = [doc.id for doc in store.filter_documents() if Path(str(doc.meta.get("source", ""))).name in wanted]
     if ids:
         store.delete_documents(ids)
-        save_document_store(store, service.retrieval_config)
     return len(ids)
 
 

@@ -44,11 +44,13 @@ class Settings(BaseSettings):
     candidates: int | None = Field(
         default=None, ge=1, le=1000, description="Results per retriever before fusion."
     )
-    bm25_algorithm: str | None = Field(
-        default=None, description="Embedded store: BM25Okapi, BM25L or BM25Plus."
+    text_analyzer: str | None = Field(
+        default=None, description="Embedded store: plain, stemmed (default) or stemmed-stopwords BM25 terms."
     )
-    bm25_k1: float | None = Field(default=None, gt=0, description="Embedded store: BM25 k1.")
-    bm25_b: float | None = Field(default=None, ge=0, le=1, description="Embedded store: BM25 b.")
+    languages: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None,
+        description='Embedded store: languages documents and questions are in, for stemming, written "en,id,ms".',
+    )
     chunk_words: int | None = Field(default=None, ge=20, le=2000, description="Words per chunk at ingest.")
     chunk_overlap: int | None = Field(default=None, ge=0, description="Words shared by neighbouring chunks.")
     min_similarity: float | None = Field(
@@ -241,6 +243,13 @@ class Settings(BaseSettings):
             if len(parts) != 2:
                 raise ValueError('write the weights as "bm25,vector", for example "0.3,0.7"')
             return tuple(float(part) for part in parts)
+        return value
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("home", mode="after")

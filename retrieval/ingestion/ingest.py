@@ -18,7 +18,6 @@ from retrieval.config import RetrievalConfig
 from retrieval.ingestion.converters import FileConverter, SkipFile, SourceFile
 from retrieval.ingestion.preprocessing import build_preprocessing_pipeline
 from retrieval.search.embedders import make_embedders
-from retrieval.stores.document_store import save_document_store
 
 # Splitter bookkeeping that means nothing once chunks get their own ids.
 _DROPPED_META = ("_split_overlap", "source_id", "split_idx_start", "file_path")
@@ -108,8 +107,8 @@ class Ingestor:
         """
         Ingests `paths` (files, or folders searched recursively, hidden entries excluded).
 
-        The embedded store is saved at the end, and also when an error stops the run half-way, so
-        files finished before the error need not be embedded again.
+        Each batch of chunks is committed as it is embedded, so a run stopped half-way (an error, a
+        killed process) keeps the files it finished, and the next run starts after them.
         """
         started = time.perf_counter()
         report = IngestReport()
@@ -122,36 +121,33 @@ class Ingestor:
             self._skip(report, path, reason, done, total)
         existing = self._existing_chunks([self._key(path) for path in files])
         pending: list[_Pending] = []
-        try:
-            for path in files:
-                key = self._key(path)
-                ids, sha, fingerprint = existing.get(key, (set(), None, None))
-                try:
-                    source = self._converter.read(path)
-                    if ids and sha == source.sha256 and fingerprint == self.config.ingest_fingerprint:
-                        report.files_unchanged += 1
-                        done += 1
-                        self._emit(
-                            IngestEvent(kind="file", total=total, done=done, path=path, status="unchanged")
-                        )
-                        continue
-                    chunks = self._chunks(source, key)
-                except Exception as error:  # one odd file must not stop a folder's ingest
+        for path in files:
+            key = self._key(path)
+            ids, sha, fingerprint = existing.get(key, (set(), None, None))
+            try:
+                source = self._converter.read(path)
+                if ids and sha == source.sha256 and fingerprint == self.config.ingest_fingerprint:
+                    report.files_unchanged += 1
                     done += 1
-                    reason = str(error) if isinstance(error, SkipFile) else f"could not be converted: {error}"
-                    # A file emptied or broken since the last run keeps no stale chunks behind.
-                    if ids:
-                        self.store.delete_documents(sorted(ids))
-                        report.chunks_deleted += len(ids)
-                    self._skip(report, path, (reason.strip().splitlines() or [reason])[0], done, total)
+                    self._emit(
+                        IngestEvent(kind="file", total=total, done=done, path=path, status="unchanged")
+                    )
                     continue
-                pending.append(_Pending(source=source, key=key, chunks=chunks, stale_ids=ids))
-                if sum(len(p.chunks) for p in pending) >= self.config.batch_size:
-                    done = self._flush(pending, report, done, total)
-                    pending = []
-            done = self._flush(pending, report, done, total)
-        finally:
-            save_document_store(self.store, self.config)
+                chunks = self._chunks(source, key)
+            except Exception as error:  # one odd file must not stop a folder's ingest
+                done += 1
+                reason = str(error) if isinstance(error, SkipFile) else f"could not be converted: {error}"
+                # A file emptied or broken since the last run keeps no stale chunks behind.
+                if ids:
+                    self.store.delete_documents(sorted(ids))
+                    report.chunks_deleted += len(ids)
+                self._skip(report, path, (reason.strip().splitlines() or [reason])[0], done, total)
+                continue
+            pending.append(_Pending(source=source, key=key, chunks=chunks, stale_ids=ids))
+            if sum(len(p.chunks) for p in pending) >= self.config.batch_size:
+                done = self._flush(pending, report, done, total)
+                pending = []
+        done = self._flush(pending, report, done, total)
         report.seconds = time.perf_counter() - started
         self._emit(IngestEvent(kind="done", total=total, done=done))
         return report

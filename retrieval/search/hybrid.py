@@ -28,18 +28,16 @@ def _retrievers(store: Any, config: RetrievalConfig) -> tuple[Any, Any, str]:
     `merge` adds scores, so it needs both on one scale: BM25 is then squashed to 0..1 (a logistic
     of score / 8) and cosine mapped to (1 + cos) / 2. Rank-based modes use raw scores.
     """
-    from haystack.document_stores.in_memory import InMemoryDocumentStore  # heavy
+    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
 
     scaled = config.join_mode == "merge"
-    if isinstance(store, InMemoryDocumentStore):
-        from haystack.components.retrievers.in_memory import (  # heavy
-            InMemoryBM25Retriever,
-            InMemoryEmbeddingRetriever,
-        )
+    if isinstance(store, EmbeddedDocumentStore):
+        from retrieval.stores.embedded.bm25_retriever import EmbeddedBM25Retriever
+        from retrieval.stores.embedded.embedding_retriever import EmbeddedEmbeddingRetriever
 
         return (
-            InMemoryBM25Retriever(document_store=store, top_k=config.candidates, scale_score=scaled),
-            InMemoryEmbeddingRetriever(document_store=store, top_k=config.candidates, scale_score=scaled),
+            EmbeddedBM25Retriever(document_store=store, top_k=config.candidates, scale_score=scaled),
+            EmbeddedEmbeddingRetriever(document_store=store, top_k=config.candidates, scale_score=scaled),
             "unit_interval" if scaled else "cosine",
         )
     from haystack_integrations.components.retrievers.elasticsearch import (  # heavy

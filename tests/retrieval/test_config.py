@@ -44,7 +44,9 @@ def test_explicit_threshold_wins_and_follows_the_embedder_otherwise() -> None:
         {"split_overlap": 200, "split_length": 200},
         {"location": "localhost:9200"},
         {"top_k": 0},
-        {"bm25_algorithm": "TFIDF"},
+        {"text_analyzer": "porter"},
+        {"languages": ("en", "Indonesian")},
+        {"languages": ()},
     ],
 )
 def test_invalid_settings_are_rejected(changes: dict) -> None:

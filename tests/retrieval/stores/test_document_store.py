@@ -1,22 +1,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from haystack import Document
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from retrieval.config import RetrievalConfig
 from retrieval.stores.document_store import (
-    StoreUnavailableError,
     count_documents,
     open_document_store,
-    save_document_store,
     store_path,
 )
 from retrieval.stores.elasticsearch_store import index_mapping
+from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
+from retrieval.stores.errors import StoreUnavailableError
 
 
 def _docs() -> list[Document]:
@@ -26,26 +26,25 @@ def _docs() -> list[Document]:
     ]
 
 
-def test_a_new_embedded_store_is_empty_and_needs_no_file(config: RetrievalConfig) -> None:
+def test_a_new_embedded_store_is_an_empty_sqlite_file(config: RetrievalConfig) -> None:
     store = open_document_store(config)
-    assert isinstance(store, InMemoryDocumentStore)
+    assert isinstance(store, EmbeddedDocumentStore)
     assert count_documents(store) == 0
-    assert not store_path(config).exists()
+    assert store_path(config) == config.data_dir / "documents.sqlite3"
 
 
-def test_saved_store_reopens_with_embeddings(config: RetrievalConfig) -> None:
+def test_written_chunks_are_there_on_reopening_without_any_save(config: RetrievalConfig) -> None:
     store = open_document_store(config)
     store.write_documents(_docs())
-    save_document_store(store, config)
-    assert store_path(config) == config.data_dir / "documents.json"
 
     reopened = open_document_store(config)
     assert count_documents(reopened) == 2
     hits = reopened.embedding_retrieval(query_embedding=[0.0, 1.0, 0.0], top_k=1)
     assert hits[0].id == "b" and hits[0].score == pytest.approx(1.0)
     assert reopened.bm25_retrieval(query="alpha", top_k=1)[0].id == "a"
-    # return_embedding=False: retrieved documents do not drag their vectors along.
+    # Retrieved documents do not drag their vectors along; filter_documents returns them.
     assert hits[0].embedding is None
+    assert reopened.filter_documents()[0].embedding == pytest.approx([1.0, 0.0, 0.0])
 
 
 def test_two_stores_in_one_process_do_not_share_documents(tmp_path: Path) -> None:
@@ -55,47 +54,30 @@ def test_two_stores_in_one_process_do_not_share_documents(tmp_path: Path) -> Non
     assert count_documents(second) == 0
 
 
-def test_reopening_applies_the_current_bm25_settings(config: RetrievalConfig) -> None:
-    store = open_document_store(config)
-    store.write_documents(_docs())
-    save_document_store(store, config)
-    tuned = replace(config, bm25_algorithm="BM25Plus", bm25_k1=0.9, bm25_b=0.4)
-    reopened = open_document_store(tuned)
-    assert reopened.bm25_algorithm == "BM25Plus"
-    assert reopened.bm25_parameters == {"k1": 0.9, "b": 0.4}
-    assert count_documents(reopened) == 2
-    assert reopened.embedding_retrieval(query_embedding=[1.0, 0.0, 0.0], top_k=1)[0].id == "a"
-
-
-def test_a_failed_save_keeps_the_previous_file(
-    config: RetrievalConfig, monkeypatch: pytest.MonkeyPatch
+def test_reopening_with_another_text_analyzer_reindexes_keywords(
+    config: RetrievalConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = open_document_store(config)
-    store.write_documents(_docs()[:1])
-    save_document_store(store, config)
-    before = store_path(config).read_bytes()
+    store.write_documents([Document(id="r", content="The runners were running", meta={})])
+    assert store.bm25_retrieval(query="run", top_k=1)[0].id == "r"  # stemmed
 
-    store.write_documents(_docs()[1:])
-
-    def crash(path: str) -> None:
-        Path(path).write_text('{"truncated": ')
-        raise OSError("disk full")
-
-    monkeypatch.setattr(store, "save_to_disk", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_document_store(store, config)
-    assert store_path(config).read_bytes() == before
-    assert list(config.data_dir.iterdir()) == [store_path(config)]
-    assert count_documents(open_document_store(config)) == 1
+    with caplog.at_level(logging.WARNING):
+        plain = open_document_store(replace(config, text_analyzer="plain"))
+    assert "text analysis changed" in caplog.text and "re-indexed 1 chunks" in caplog.text
+    assert plain.bm25_retrieval(query="run", top_k=1) == []
+    assert plain.bm25_retrieval(query="running", top_k=1)[0].id == "r"
 
 
-def test_a_corrupt_store_file_is_one_clear_error(config: RetrievalConfig) -> None:
+@pytest.mark.parametrize("garbage", [b"{not json", b"SQLite format 3\x00" + b"\xff" * 200])
+def test_a_corrupt_store_file_is_one_clear_error(config: RetrievalConfig, garbage: bytes) -> None:
     config.data_dir.mkdir(parents=True)
-    store_path(config).write_text("{not json")
+    store_path(config).write_bytes(garbage)
     with pytest.raises(StoreUnavailableError) as error:
         open_document_store(config)
-    assert str(error.value).startswith(f"Embedded document store {store_path(config)} could not be read:")
-    assert "\n" not in str(error.value)
+    message = str(error.value)
+    assert message.startswith(f"Embedded document store {store_path(config)} could not be read")
+    assert "`tanya ingest`" in message and "\n" not in message
+    assert store_path(config).read_bytes() == garbage  # left as it was, for the operator to look at
 
 
 def test_an_unreachable_elasticsearch_is_one_clear_error(tmp_path: Path) -> None:
@@ -113,11 +95,6 @@ def test_credentials_in_the_url_are_not_echoed(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailableError) as error:
         open_document_store(config)
     assert "s3cret" not in str(error.value)
-
-
-def test_save_is_a_no_op_for_other_stores(config: RetrievalConfig) -> None:
-    save_document_store(object(), config)
-    assert not config.data_dir.exists()
 
 
 def test_elasticsearch_mapping_pins_dims_and_analyses_both_languages() -> None:

@@ -9,7 +9,7 @@ import pytest
 from retrieval.config import RetrievalConfig
 from retrieval.ingestion.ingest import Ingestor
 from retrieval.search.hybrid import HybridSearcher
-from retrieval.stores.document_store import count_documents, open_document_store, save_document_store
+from retrieval.stores.document_store import count_documents, open_document_store
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -35,8 +35,7 @@ def test_ingest_and_search_round_trip(docs_dir: Path, elasticsearch_config: Retr
     report = Ingestor(store=store, config=elasticsearch_config).run([docs_dir])
     assert report.files_indexed == 5 and report.files_skipped == []
     assert count_documents(store) == report.chunks_written
-    save_document_store(store, elasticsearch_config)
-    assert not (elasticsearch_config.data_dir / "documents.json").exists()
+    assert not (elasticsearch_config.data_dir / "documents.sqlite3").exists()
 
     searcher = HybridSearcher(store=store, config=elasticsearch_config)
     hits = searcher.search("Which port does the VPN use?")
