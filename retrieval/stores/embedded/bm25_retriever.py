@@ -49,9 +49,9 @@ class EmbeddedBM25Retriever:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmbeddedBM25Retriever:
         """Rebuilds the component and opens its store."""
-        params = data["init_parameters"]
+        params = {**data["init_parameters"]}  # the caller's dict is left as it was
         params["document_store"] = EmbeddedDocumentStore.from_dict(params["document_store"])
-        return default_from_dict(cls, data)
+        return default_from_dict(cls, {**data, "init_parameters": params})
 
     @component.output_types(documents=list[Document])
     def run(

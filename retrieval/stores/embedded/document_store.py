@@ -185,12 +185,10 @@ class EmbeddedDocumentStore:
             raise ValueError("query_embedding should be a non-empty list of floats.")
         connection = self._connection()
         allowed = self._allowed_rowids(filters)
-        wanted = top_k if allowed is None else max(top_k, len(self._vectors)) or top_k
-        hits = self._vectors.search(
-            connection, schema.generation(connection), np.asarray(query_embedding), wanted
-        )
-        if allowed is not None:
-            hits = [hit for hit in hits if hit[0] in allowed][:top_k]
+        if allowed is not None and not allowed:
+            return []
+        generation = schema.generation(connection)
+        hits = self._vectors.search(connection, generation, np.asarray(query_embedding), top_k, allowed)
         if scale_score:
             hits = [(rowid, (score + 1) / 2) for rowid, score in hits]
         return self._documents_for(hits, with_embedding=return_embedding)

@@ -29,15 +29,25 @@ class VectorIndex:
         return len(self._rowids)
 
     def search(
-        self, connection: sqlite3.Connection, generation: int, query: np.ndarray, top_k: int
+        self,
+        connection: sqlite3.Connection,
+        generation: int,
+        query: np.ndarray,
+        top_k: int,
+        allowed: set[int] | None = None,
     ) -> list[tuple[int, float]]:
-        """(rowid, cosine) of the `top_k` closest vectors, best first."""
+        """(rowid, cosine) of the `top_k` closest vectors among `allowed` rowids (all when None), best first."""
         rowids, matrix = self._current(connection, generation)
         if not len(rowids) or top_k < 1:
             return []
         norm = float(np.linalg.norm(query))
         if matrix.shape[1] != query.shape[0] or norm == 0.0:
             return []
+        if allowed is not None:
+            keep = np.isin(rowids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            rowids, matrix = rowids[keep], matrix[keep]
+            if not len(rowids):
+                return []
         scores = matrix @ (query.astype(np.float32) / norm)
         k = min(top_k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))

@@ -198,7 +198,7 @@ def test_a_pdf_without_a_title_is_named_after_its_file(tmp_path: Path, config: R
     assert [d.meta["title"] for d in store.filter_documents()] == ["travel-rules"]
 
 
-def test_the_store_is_saved_even_when_a_run_fails(
+def test_an_interrupted_ingest_resumes_after_the_files_it_finished(
     docs_dir: Path, config: RetrievalConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = open_document_store(config)
@@ -208,15 +208,46 @@ def test_the_store_is_saved_even_when_a_run_fails(
 
     def flaky(documents):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             raise RuntimeError("embedder crashed")
         return original(documents=documents)
 
     monkeypatch.setattr(ingestor._embedder, "run", flaky)
     with pytest.raises(RuntimeError, match="embedder crashed"):
         ingestor.run([docs_dir])
-    assert store_path(config).exists()
-    assert open_document_store(config).count_documents() > 0
+    finished = {d.meta["source"] for d in open_document_store(config).filter_documents()}
+    assert len(finished) == 2  # each batch was committed as it was embedded
+
+    resumed = Ingestor(store=open_document_store(config), config=config).run([docs_dir])
+    assert (resumed.files_unchanged, resumed.files_indexed) == (2, 3)
+    assert resumed.chunks_deleted == 0
+
+
+def test_reingesting_one_file_touches_only_its_rows(docs_dir: Path, config: RetrievalConfig) -> None:
+    import sqlite3
+
+    store = open_document_store(config)
+    ingestor = Ingestor(store=store, config=config)
+    ingestor.run([docs_dir])
+
+    def rows() -> dict[str, tuple[int, str]]:
+        with sqlite3.connect(store_path(config)) as connection:
+            return {
+                doc_id: (rowid, source)
+                for doc_id, rowid, source in connection.execute(
+                    "SELECT id, rowid, json_extract(meta, '$.source') FROM chunks"
+                )
+            }
+
+    before = rows()
+    (docs_dir / "oncall.md").write_text("# On-call\n\nThe pager rotates every Monday at 09:00.\n")
+    ingestor.run([docs_dir])
+    after = rows()
+    untouched = {k: v for k, v in before.items() if not v[1].endswith("oncall.md")}
+    assert {k: v for k, v in after.items() if not v[1].endswith("oncall.md")} == untouched
+    assert min(v[0] for k, v in after.items() if v[1].endswith("oncall.md")) > max(
+        v[0] for v in before.values()
+    )
 
 
 def test_a_file_emptied_since_the_last_run_loses_its_chunks(docs_dir: Path, config: RetrievalConfig) -> None:
