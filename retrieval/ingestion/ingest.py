@@ -39,6 +39,9 @@ class IngestEvent:
     status: Literal["indexed", "unchanged", "skipped"] | None = None
     chunks: int = 0
     reason: str | None = None
+    # Bytes on disk: of all files in `start`, of this one in `file`. Chunks are only known once a
+    # file is converted, so progress and time left are measured in bytes.
+    size: int = 0
 
 
 @dataclass
@@ -59,6 +62,7 @@ class _Pending:
     key: str
     chunks: list[Document]
     stale_ids: set[str]
+    size: int
 
 
 def chunk_id(source: str, index: int, content: str) -> str:
@@ -114,7 +118,8 @@ class Ingestor:
         report = IngestReport()
         files, missing = self._expand(paths)
         total = len(files) + len(missing)
-        self._emit(IngestEvent(kind="start", total=total))
+        sizes = {path: _size(path) for path in files}
+        self._emit(IngestEvent(kind="start", total=total, size=sum(sizes.values())))
         done = 0
         for path, reason in missing:
             done += 1
@@ -130,7 +135,14 @@ class Ingestor:
                     report.files_unchanged += 1
                     done += 1
                     self._emit(
-                        IngestEvent(kind="file", total=total, done=done, path=path, status="unchanged")
+                        IngestEvent(
+                            kind="file",
+                            total=total,
+                            done=done,
+                            path=path,
+                            status="unchanged",
+                            size=sizes[path],
+                        )
                     )
                     continue
                 chunks = self._chunks(source, key)
@@ -141,9 +153,11 @@ class Ingestor:
                 if ids:
                     self.store.delete_documents(sorted(ids))
                     report.chunks_deleted += len(ids)
-                self._skip(report, path, (reason.strip().splitlines() or [reason])[0], done, total)
+                self._skip(
+                    report, path, (reason.strip().splitlines() or [reason])[0], done, total, sizes[path]
+                )
                 continue
-            pending.append(_Pending(source=source, key=key, chunks=chunks, stale_ids=ids))
+            pending.append(_Pending(source=source, key=key, chunks=chunks, stale_ids=ids, size=sizes[path]))
             if sum(len(p.chunks) for p in pending) >= self.config.batch_size:
                 done = self._flush(pending, report, done, total)
                 pending = []
@@ -195,6 +209,7 @@ class Ingestor:
                     path=item.source.path,
                     status="indexed",
                     chunks=len(item.chunks),
+                    size=item.size,
                 )
             )
         return done
@@ -241,15 +256,26 @@ class Ingestor:
         """The `source` of a file's chunks: its absolute path, so the cwd of a run does not matter."""
         return str(path.expanduser().resolve())
 
-    def _skip(self, report: IngestReport, path: Path, reason: str, done: int, total: int) -> None:
+    def _skip(
+        self, report: IngestReport, path: Path, reason: str, done: int, total: int, size: int = 0
+    ) -> None:
         report.files_skipped.append((path, reason))
         self._emit(
-            IngestEvent(kind="file", total=total, done=done, path=path, status="skipped", reason=reason)
+            IngestEvent(
+                kind="file", total=total, done=done, path=path, status="skipped", reason=reason, size=size
+            )
         )
 
     def _emit(self, event: IngestEvent) -> None:
         if self.progress is not None:
             self.progress(event)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # reported when the file is read
+        return 0
 
 
 def _walk(root: Path) -> Iterator[Path]:
