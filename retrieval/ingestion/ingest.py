@@ -28,11 +28,11 @@ class IngestEvent:
     """
     One step of an ingestion, for a progress display.
 
-    `start` comes first with `total` files; then one `file` event per file with its `status`;
-    `done` comes last.
+    `start` comes first with `total` files; then one `file` event per file with its `status`,
+    each batch of files to embed announced by a `batch` event with its `chunks`; `done` comes last.
     """
 
-    kind: Literal["start", "file", "done"]
+    kind: Literal["start", "batch", "file", "done"]
     total: int
     done: int = 0
     path: Path | None = None
@@ -191,6 +191,9 @@ class Ingestor:
         if not pending:
             return done
         self.warm_up()
+        self._emit(
+            IngestEvent(kind="batch", total=total, done=done, chunks=sum(len(p.chunks) for p in pending))
+        )
         embedded = self._embedder.run(documents=[c for p in pending for c in p.chunks])["documents"]
         self._writer.run(documents=embedded)
         for item in pending:

@@ -14,9 +14,10 @@ class IngestMeter:
     """
     Follows `IngestEvent`s and says how far an ingest is and how long the rest should take.
 
-    The rate is measured from the first embedded batch on, so the seconds spent loading the model
-    do not count as slow embedding; time left is the bytes still to read at the bytes-per-second
-    of the files embedded so far (unchanged and skipped files cost next to nothing and are left out).
+    The rate is measured from the moment the first batch starts embedding, so the seconds spent
+    loading the model do not count as slow embedding; time left is the bytes still to read at the
+    bytes-per-second of the files embedded so far (unchanged and skipped files cost next to nothing
+    and are left out of the rate).
     """
 
     clock: Callable[[], float] = field(default=time.monotonic, metadata={"help": "Seconds, monotonic."})
@@ -25,27 +26,25 @@ class IngestMeter:
     bytes_total: int = 0
     bytes_done: int = 0
     chunks: int = 0
-    _first: tuple[float, int, int] | None = None  # (time, chunks, bytes embedded) at the first batch
-    _latest: tuple[float, int, int] | None = None
+    _started: float | None = None  # when the first batch began embedding (the model loaded)
+    _latest: float | None = None
+    _embedded_chunks: int = 0
     _embedded_bytes: int = 0
 
     def update(self, event: IngestEvent) -> None:
         """Takes one event of the ingest."""
         if event.kind == "start":
             self.files_total, self.bytes_total = event.total, event.size
-            return
-        if event.kind != "file":
-            return
-        self.files_done = event.done
-        self.bytes_done += event.size
-        if event.status != "indexed":
-            return
-        self.chunks += event.chunks
-        self._embedded_bytes += event.size
-        mark = (self.clock(), self.chunks, self._embedded_bytes)
-        if self._first is None:
-            self._first = mark
-        self._latest = mark
+        elif event.kind == "batch" and self._started is None:
+            self._started = self.clock()
+        elif event.kind == "file":
+            self.files_done = event.done
+            self.bytes_done += event.size
+            if event.status == "indexed":
+                self.chunks += event.chunks
+                self._embedded_chunks += event.chunks
+                self._embedded_bytes += event.size
+                self._latest = self.clock()
 
     @property
     def chunks_per_second(self) -> float | None:
@@ -72,12 +71,12 @@ class IngestMeter:
         return " · ".join(parts)
 
     def _rates(self) -> tuple[float, float] | None:
-        if self._first is None or self._latest is None:
+        if self._started is None or self._latest is None:
             return None
-        seconds = self._latest[0] - self._first[0]
+        seconds = self._latest - self._started
         if seconds <= 0:
             return None
-        return (self._latest[1] - self._first[1]) / seconds, (self._latest[2] - self._first[2]) / seconds
+        return self._embedded_chunks / seconds, self._embedded_bytes / seconds
 
 
 def _duration(seconds: float) -> str:

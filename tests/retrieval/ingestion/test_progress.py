@@ -30,16 +30,19 @@ def test_rate_and_time_left_leave_out_model_loading_and_unchanged_files() -> Non
     meter.update(IngestEvent(kind="start", total=4, size=4000))
     assert meter.summary() == "0/4 files · 0 chunks"
 
-    clock.now += 30  # loading the model and embedding the first batch
-    meter.update(_file(1, "indexed", 10, 1000))
+    clock.now += 30  # loading the model
+    meter.update(IngestEvent(kind="batch", total=4, chunks=10))
     assert meter.chunks_per_second is None and meter.seconds_left is None
+    clock.now += 2.5
+    meter.update(_file(1, "indexed", 10, 1000))
     meter.update(_file(2, "unchanged", 0, 1000))
+    meter.update(IngestEvent(kind="batch", total=4, chunks=20))
     clock.now += 5
     meter.update(_file(3, "indexed", 20, 1000))
 
-    assert meter.chunks_per_second == 4.0  # 20 chunks in the 5 s after the first batch
-    assert meter.seconds_left == 1000 / (1000 / 5)  # 1000 bytes left at 200 bytes/s
-    assert meter.summary() == "3/4 files · 30 chunks · 4.0 chunks/s · about 5 s left"
+    assert meter.chunks_per_second == 4.0  # 30 chunks in the 7.5 s since embedding began
+    assert meter.seconds_left == 1000 / (2000 / 7.5)  # 1000 bytes left at the embedded files' pace
+    assert meter.summary() == "3/4 files · 30 chunks · 4.0 chunks/s · about 4 s left"
     meter.update(_file(4, "skipped", 0, 1000))
     assert meter.summary() == "4/4 files · 30 chunks · 4.0 chunks/s"
 
@@ -48,10 +51,11 @@ def test_long_estimates_read_in_minutes_and_hours() -> None:
     clock = FakeClock()
     meter = IngestMeter(clock=clock)
     meter.update(IngestEvent(kind="start", total=3, size=10_000_000))
-    meter.update(_file(1, "indexed", 5, 1000))
+    meter.update(IngestEvent(kind="batch", total=3, chunks=5))
+    meter.update(_file(1, "indexed", 5, 0))
     clock.now += 10
     meter.update(_file(2, "indexed", 5, 1000))
-    assert meter.summary().endswith("about 27.8 h left")
+    assert meter.summary().endswith("about 27.8 h left")  # 9,999,000 bytes at 100 bytes/s
 
 
 def test_a_real_ingest_reports_sizes_that_add_up(docs_dir: Path, config: RetrievalConfig) -> None:
