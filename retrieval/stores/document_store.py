@@ -30,8 +30,8 @@ def open_document_store(config: RetrievalConfig) -> DocumentStore:
 
         return open_elasticsearch_store(config)
 
-    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
-    from retrieval.stores.embedded.migration import LEGACY_FILE, migrate_json_store
+    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore  # heavy
+    from retrieval.stores.embedded.migration import LEGACY_FILE, migrate_json_store  # heavy
 
     path = store_path(config)
     legacy = config.data_dir / LEGACY_FILE

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrieval.search.embedders import embedding_dim
+from retrieval.config import embedding_dim
 
 # Bump when `index_mapping` changes in a way existing indexes do not have (a new analysed field, another
 # vector option); `tanya reindex` then builds `…-v<new>` and switches the alias to it.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import Stemmer
+
 from retrieval.config import TEXT_ANALYZERS as ANALYZERS
 
 # Snowball has no Malay stemmer; Malay and Indonesian share their affixes (me-, ber-, di-, -kan, -an).
@@ -76,7 +78,7 @@ class TextAnalyzer:
 
     @cached_property
     def _identifier(self) -> Any:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier  # heavy
 
         identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
         identifier.set_languages(list(self.languages))
@@ -89,8 +91,6 @@ class TextAnalyzer:
             return None
         cache = _local_stemmers()
         if algorithm not in cache:
-            import Stemmer
-
             cache[algorithm] = Stemmer.Stemmer(algorithm)
         return cache[algorithm]
 
@@ -112,7 +112,7 @@ _STOPWORDS: dict[str, frozenset[str]] = {}
 
 def _stopwords_of(language: str) -> frozenset[str]:
     if language not in _STOPWORDS:
-        import stopwordsiso
+        import stopwordsiso  # heavy
 
         _STOPWORDS[language] = frozenset(stopwordsiso.stopwords(language) or ())
     return _STOPWORDS[language]

@@ -15,6 +15,7 @@ import numpy as np
 from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
+from haystack.errors import FilterError
 from haystack.utils import expit
 from haystack.utils.filters import document_matches_filter
 
@@ -97,8 +98,6 @@ class EmbeddedDocumentStore:
         if not filters:
             return list(self._select("1", []))
         if "operator" not in filters and "conditions" not in filters:
-            from haystack.errors import FilterError
-
             raise FilterError(
                 "Invalid filter syntax. See https://docs.haystack.deepset.ai/docs/metadata-filtering"
             )

@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from haystack.document_stores.types import DuplicatePolicy
+
 from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
 from retrieval.stores.errors import StoreUnavailableError
 
@@ -26,7 +28,6 @@ def migrate_json_store(
     renamed to `documents.json.migrated` rather than deleted. Returns the number of chunks moved.
     """
     from haystack.document_stores.in_memory import InMemoryDocumentStore  # heavy
-    from haystack.document_stores.types import DuplicatePolicy
 
     try:
         legacy = InMemoryDocumentStore.load_from_disk(str(json_path))

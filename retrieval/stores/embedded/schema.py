@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,6 @@ def reconcile(connection: sqlite3.Connection, analyzer: TextAnalyzer) -> str | N
 
 def index_terms(analyzer: TextAnalyzer, content: str | None, meta_json: str) -> str:
     """The terms a chunk is indexed under: its title's and its text's."""
-    import json
-
     title = json.loads(meta_json).get("title")
     text = content or ""
     if isinstance(title, str) and title:
