@@ -154,6 +154,7 @@ class EmbeddedDocumentStore:
         terms = list(dict.fromkeys(self.analyzer.terms(query)))
         if not terms or top_k < 1:
             return []
+        terms = schema.informative_terms(self._connection(), terms)
         match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
         sql = "SELECT rowid, -bm25(chunk_terms) AS score FROM chunk_terms WHERE chunk_terms MATCH ?"
         params: list[Any] = [match]

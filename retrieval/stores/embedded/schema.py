@@ -30,6 +30,8 @@ _TABLES = (
     CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms
     USING fts5(terms, tokenize = 'unicode61 remove_diacritics 0')
     """,
+    # Per term, the number of chunks holding it: lets a query skip terms that cannot change a ranking.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms_vocab USING fts5vocab(chunk_terms, 'row')",
     "CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
@@ -98,6 +100,29 @@ def index_terms(analyzer: TextAnalyzer, content: str | None, meta_json: str) -> 
     if isinstance(title, str) and title:
         text = f"{title}\n{text}"
     return " ".join(analyzer.terms(text, analyzer.language(content or "")))
+
+
+def informative_terms(connection: sqlite3.Connection, terms: list[str]) -> list[str]:
+    """
+    `terms` without those found in half the chunks or more, unless that would leave none.
+
+    FTS5's BM25 gives such a term an IDF of 1e-6 (it clamps log((N - n + 0.5) / (n + 0.5)) <= 0),
+    so it adds nothing to any score, but matching it walks most of the index: dropping it changes no
+    ranking and makes a question full of "the", "of", "yang" as fast as one without them.
+    """
+    if len(terms) < 2:
+        return terms
+    chunks = connection.execute("SELECT count(*) FROM chunk_terms").fetchone()[0]
+    marks = ",".join("?" * len(terms))
+    common = {
+        term
+        for term, documents in connection.execute(
+            f"SELECT term, doc FROM chunk_terms_vocab WHERE term IN ({marks})", terms
+        )
+        if 2 * documents >= chunks
+    }
+    kept = [term for term in terms if term not in common]
+    return kept or terms
 
 
 def insert_row(connection: sqlite3.Connection, row: tuple[Any, ...]) -> None:
