@@ -216,6 +216,11 @@ def measure(variant: str, size: int, embedder: str, questions: int) -> dict[str,
 
 
 def _rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from
+    the parent across fork + exec, so a child would report the builder's memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

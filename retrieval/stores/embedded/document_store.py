@@ -200,6 +200,14 @@ class EmbeddedDocumentStore:
         """Moves on with every committed write, by any process."""
         return schema.generation(self._connection())
 
+    def load_vectors(self) -> int:
+        """
+        Reads the vectors into memory now rather than at the first search (about 2 s per 100k
+        chunks); returns how many there are. The embedding retriever's `warm_up` calls it.
+        """
+        connection = self._connection()
+        return self._vectors.load(connection, schema.generation(connection))
+
     def checkpoint(self) -> None:
         """Folds the write-ahead log into the main file (before copying or renaming it)."""
         self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -39,6 +39,10 @@ class EmbeddedEmbeddingRetriever:
         self.scale_score = scale_score
         self.return_embedding = return_embedding
 
+    def warm_up(self) -> None:
+        """Reads the store's vectors into memory, so the first question does not wait for them."""
+        self.document_store.load_vectors()
+
     def to_dict(self) -> dict[str, Any]:
         """Serialises the component with its store's settings."""
         return default_to_dict(

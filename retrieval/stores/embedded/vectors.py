@@ -54,6 +54,10 @@ class VectorIndex:
         best = best[np.lexsort((rowids[best], -scores[best]))]
         return [(int(rowids[i]), float(scores[i])) for i in best]
 
+    def load(self, connection: sqlite3.Connection, generation: int) -> int:
+        """Brings the matrix up to `generation` now; returns how many vectors it holds."""
+        return len(self._current(connection, generation)[0])
+
     def _current(self, connection: sqlite3.Connection, generation: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             if self._generation != generation:

@@ -60,6 +60,8 @@ def test_scaled_bm25_scores_lie_between_zero_and_one(store: EmbeddedDocumentStor
 def test_embedding_run_inside_a_pipeline(store: EmbeddedDocumentStore) -> None:
     pipeline = Pipeline()
     pipeline.add_component("retriever", EmbeddedEmbeddingRetriever(document_store=store, top_k=2))
+    pipeline.warm_up()
+    assert len(store._vectors) == 3  # read at warm-up, not by the first question
     documents = pipeline.run({"retriever": {"query_embedding": [1.0, 0.05]}})["retriever"]["documents"]
     assert [d.id for d in documents] == ["1", "2"]
     assert documents[0].score > documents[1].score and documents[0].embedding is None

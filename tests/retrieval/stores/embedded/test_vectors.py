@@ -32,6 +32,7 @@ def test_only_new_vectors_are_read_after_a_write(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(vectors, "_read_vectors", counting)
     query = np.ones(8).tolist()
+    assert store.load_vectors() == 300  # what the retriever's warm_up does
     store.embedding_retrieval(query_embedding=query, top_k=3)
     store.embedding_retrieval(query_embedding=query, top_k=3)
     assert reads == [300]  # loaded once, then reused while nothing changes
