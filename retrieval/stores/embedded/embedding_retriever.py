@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component, default_to_dict
 
 from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
+from retrieval.stores.embedded.retriever_support import check_arguments, retriever_from_dict
 
 
 @component
@@ -29,10 +30,7 @@ class EmbeddedEmbeddingRetriever:
         :param scale_score: Report (1 + cosine) / 2 instead of the cosine.
         :param return_embedding: Include each chunk's vector in the results.
         """
-        if not isinstance(document_store, EmbeddedDocumentStore):
-            raise ValueError("document_store must be an EmbeddedDocumentStore")
-        if top_k < 1:
-            raise ValueError("top_k must be at least 1")
+        check_arguments(document_store, top_k)
         self.document_store = document_store
         self.filters = filters
         self.top_k = top_k
@@ -57,9 +55,7 @@ class EmbeddedEmbeddingRetriever:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmbeddedEmbeddingRetriever:
         """Rebuilds the component and opens its store."""
-        params = {**data["init_parameters"]}  # the caller's dict is left as it was
-        params["document_store"] = EmbeddedDocumentStore.from_dict(params["document_store"])
-        return default_from_dict(cls, {**data, "init_parameters": params})
+        return retriever_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(
