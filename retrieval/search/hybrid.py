@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from haystack import Document, Pipeline
@@ -153,5 +154,22 @@ class HybridSearcher:
         if not question or not question.strip():
             return []
         self.warm_up()
-        result = self.pipeline.run(search_inputs(question, top_k))
-        return result["relevance"]["documents"]
+        inputs = search_inputs(question, top_k)
+        component = self.pipeline.get_component
+        # The pipeline's own steps, called in its order. Pipeline.run deep-copies every input between
+        # components (~14 ms a question at 10k chunks, measured); only the joiner changes what it is
+        # given (it rescores documents in place), so it alone gets copies.
+        embedding = component("text_embedder").run(**inputs["text_embedder"])["embedding"]
+        keyword = component(BM25_RETRIEVER).run(**inputs[BM25_RETRIEVER])["documents"]
+        dense = component(EMBEDDING_RETRIEVER).run(query_embedding=embedding)["documents"]
+        by_sender = {BM25_RETRIEVER: keyword, EMBEDDING_RETRIEVER: dense}
+        lists = [[replace(doc) for doc in by_sender[name]] for name in sorted(by_sender)]
+        joined = component("joiner").run(documents=lists, **inputs.get("joiner", {}))["documents"]
+        return component("relevance").run(documents=joined, dense_documents=dense)["documents"]
+
+    def search_through_pipeline(self, question: str, top_k: int | None = None) -> list[Document]:
+        """`search` by `Pipeline.run`, as the answering pipeline runs it; the tests hold the two equal."""
+        if not question or not question.strip():
+            return []
+        self.warm_up()
+        return self.pipeline.run(search_inputs(question, top_k))["relevance"]["documents"]

@@ -142,3 +142,27 @@ def test_merge_mode_scales_scores_and_keeps_the_gate_working(indexed, config: Re
     assert _name(hits[0]) == "vpn.html"
     assert all(0.0 <= hit.score <= 1.0 for hit in hits)
     assert searcher.search("What is the capital of Mongolia?") == []
+
+
+@pytest.mark.parametrize("join_mode", ["merge", "reciprocal_rank_fusion", "distribution_based_rank_fusion"])
+def test_search_gives_exactly_what_the_pipeline_gives(
+    indexed, config: RetrievalConfig, join_mode: str
+) -> None:
+    searcher = HybridSearcher(store=indexed, config=replace(config, join_mode=join_mode, min_similarity=0.0))
+    questions = [
+        ("How much is a hotel night in Berlin reimbursed?", None),
+        ("Berapa hari cuti tahunan?", 2),
+        ("Which port does the VPN use?", 1),
+        ("What is the capital of Mongolia?", None),
+    ]
+    for question, top_k in questions:
+        direct = searcher.search(question, top_k=top_k)
+        piped = searcher.search_through_pipeline(question, top_k=top_k)
+        assert [d.id for d in direct] == [d.id for d in piped], question
+        assert [d.score for d in direct] == pytest.approx([d.score for d in piped]), question
+    gated = HybridSearcher(store=indexed, config=config)
+    assert (
+        gated.search("What is the capital of Mongolia?")
+        == gated.search_through_pipeline("What is the capital of Mongolia?")
+        == []
+    )
