@@ -460,7 +460,7 @@ def docs_corpus(embedder: str) -> np.ndarray:
         config = RetrievalConfig(data_dir=Path(home), embedder=embedder)
         store = open_document_store(config)
         Ingestor(store=store, config=config).run([REPO / "docs" / "user"])
-        return np.array([doc.embedding for doc in store.storage.values()], dtype=np.float32)
+        return np.array([doc.embedding for doc in store.filter_documents()], dtype=np.float32)
 
 
 def relevance_study(embedder: str) -> dict[str, Any]:
