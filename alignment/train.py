@@ -22,6 +22,7 @@ from typing import Any
 from transformers import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from alignment.completion_loss import completion_sft_trainer_class
 from alignment.config import AlignmentConfig
 from alignment.datasets import SplitRows
 from alignment.distributed import SINGLE, Processes
@@ -180,7 +181,7 @@ def train_adapter(
     """
     from datasets import Dataset  # heavy
     from datasets.utils.logging import disable_progress_bar  # heavy
-    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer  # heavy
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig  # heavy
 
     disable_progress_bar()  # tokenising a few hundred rows needs no bar of its own next to the monitor's
     result = TrainResult(plan=plan)
@@ -194,7 +195,7 @@ def train_adapter(
         ),
         completion_only_loss=True,
     )
-    trainer: Any = SFTTrainer(
+    trainer: Any = completion_sft_trainer_class()(
         model=loaded.model,
         args=sft_args,
         train_dataset=Dataset.from_list(train.sft),

@@ -1,7 +1,12 @@
-"""Seconds per SFT, DPO and KTO step, and peak RSS, for the bundled SmolLM2-135M on the CPU.
+"""Seconds per SFT, DPO and KTO step, and peak RSS, for a bundled model on the CPU.
 
     .venv/bin/python benchmarks/train_step_cpu.py [--runs 256:1 1024:1 256:2] [--steps 4] [--batch 2]
     .venv/bin/python benchmarks/train_step_cpu.py --runs 768:2 768:2:bf16 --name train_step_cpu_bf16
+    .venv/bin/python benchmarks/train_step_cpu.py --base gemma3-270m --stages sft --batch 1 \
+        --runs 1024:2:bf16 1024:2:bf16:trl-head 1024:2 --name train_step_cpu_gemma
+
+``:trl-head`` trains SFT with TRL's own ``SFTTrainer``, whose LM head scores every position off CUDA,
+instead of tanya's answer-only head (``alignment.completion_loss``), to compare the two in one run.
 
 Runs the same code as ``tanya retrain`` (alignment.train.train_adapter with the CPU defaults: fp32,
 LoRA r=16 on all linear layers) on synthetic rows whose prompt + answer fill the given token length,
@@ -62,8 +67,24 @@ def _rows(tokenizer, length: int, count: int) -> dict[str, list[dict]]:  # type:
     return {"sft": sft, "dpo": dpo, "kto": kto}
 
 
-def measure(length: int, threads: int, steps: int, batch: int, *, bf16: bool = False) -> dict:
-    """One length in this process: train SFT, DPO and KTO for ``steps + 1`` steps each."""
+def measure(
+    length: int,
+    threads: int,
+    steps: int,
+    batch: int,
+    *,
+    bf16: bool = False,
+    base: str = "",
+    stages: tuple[str, ...] = ("sft", "dpo", "kto"),
+    trl_head: bool = False,
+) -> dict:
+    """One length in this process: train each of ``stages`` for ``steps + 1`` steps."""
+    import alignment.train
+
+    if trl_head:  # TRL's own SFTTrainer, whose LM head scores every position off CUDA
+        from trl import SFTTrainer
+
+        alignment.train.completion_sft_trainer_class = lambda: SFTTrainer
     from alignment.config import AlignmentConfig
     from alignment.datasets import SplitRows
     from alignment.model import load_base_model, resolve_config
@@ -72,7 +93,7 @@ def measure(length: int, threads: int, steps: int, batch: int, *, bf16: bool = F
     from retrieval.generation.checkpoint import ensure_checkpoint
 
     checkpoint = ensure_checkpoint(
-        Path(os.environ.get("TANYA_BENCH_MODELS", Path.home() / ".cache/tanya-bench"))
+        Path(os.environ.get("TANYA_BENCH_MODELS", Path.home() / ".cache/tanya-bench")), base
     )
     config = resolve_config(
         AlignmentConfig(
@@ -88,7 +109,9 @@ def measure(length: int, threads: int, steps: int, batch: int, *, bf16: bool = F
     )
     loaded = load_base_model(checkpoint, config)
     rows = _rows(loaded.tokenizer, length, count=batch * (steps + 1))
-    plan = StagePlan(sft=True, dpo=True, kto=True, kto_rows="unpaired", reason="benchmark")
+    plan = StagePlan(
+        sft="sft" in stages, dpo="dpo" in stages, kto="kto" in stages, kto_rows="unpaired", reason="benchmark"
+    )
     log = TrainingLog(None)
     with tempfile.TemporaryDirectory() as scratch, RunMonitor(log, show=False) as monitor:
         started = time.time()
@@ -117,6 +140,7 @@ def measure(length: int, threads: int, steps: int, batch: int, *, bf16: bool = F
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": __import__("torch").get_num_threads(),
         "precision": "bf16 autocast (cpu_bf16)" if bf16 else "fp32",
+        "sft_lm_head": "TRL's (every position)" if trl_head else "tanya's (answer positions only)",
         "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "targets": config.target_modules},
     }
 
@@ -133,17 +157,33 @@ def _bf16_flags() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--runs", nargs="+", default=["256:1", "1024:1", "256:2"], help="LENGTH:THREADS[:bf16]"
+        "--runs",
+        nargs="+",
+        default=["256:1", "1024:1", "256:2"],
+        help="LENGTH:THREADS[:bf16][:trl-head] (trl-head: TRL's SFTTrainer instead of tanya's)",
     )
     parser.add_argument("--name", default="train_step_cpu", help="result file name, without .json")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--base", default="", help="bundled model name (default SmolLM2-135M)")
+    parser.add_argument("--stages", nargs="+", default=["sft", "dpo", "kto"], choices=["sft", "dpo", "kto"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        length, threads, *precision = args.child.split(":")
+        length, threads, *flags = args.child.split(":")
         print(
-            json.dumps(measure(int(length), int(threads), args.steps, args.batch, bf16=precision == ["bf16"]))
+            json.dumps(
+                measure(
+                    int(length),
+                    int(threads),
+                    args.steps,
+                    args.batch,
+                    bf16="bf16" in flags,
+                    trl_head="trl-head" in flags,
+                    base=args.base,
+                    stages=tuple(args.stages),
+                )
+            )
         )
         return
     runs = []
@@ -159,6 +199,10 @@ def main() -> None:
                 str(args.steps),
                 "--batch",
                 str(args.batch),
+                "--base",
+                args.base,
+                "--stages",
+                *args.stages,
             ],
             check=True,
             capture_output=True,
@@ -172,7 +216,7 @@ def main() -> None:
     path = write_result(
         args.name,
         {
-            "model": "SmolLM2-135M-Instruct (bundled, CPU)",
+            "model": f"{args.base or 'SmolLM2-135M-Instruct'} (bundled, CPU)",
             "cpu_flags": _bf16_flags(),
             "setup": "alignment.train.train_adapter with the CPU defaults; synthetic grounded rows; "
             "first step of each stage not counted",
