@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/answer_quality.py                      # 30 + 10 questions a language
     .venv/bin/python benchmarks/answer_quality.py --answerable 60 --unanswerable 20 --variants gemma+starter
+    .venv/bin/python benchmarks/answer_quality.py --variants gemma+starter --starter-from DIR   # a candidate
 
 What a new user gets, measured as they would get it: a fresh ``TANYA_HOME`` per language, the dev
 passages written as files and ingested with ``tanya ingest`` (the real chunking, embedder and store), then
@@ -11,7 +12,11 @@ for the model:
 * ``smollm2`` — the bundled SmolLM2-135M-Instruct, bare;
 * ``gemma`` — the bundled Gemma 3 270M, bare (``TANYA_STARTER_ADAPTER=false``);
 * ``gemma+starter`` — Gemma 3 270M with the starter adapter shipped in the package
-  (``alignment/starters/gemma3-270m``), as a fresh install answers.
+  (``alignment/starters/gemma3-270m``), as a fresh install answers;
+* ``gemma+<name>`` for each ``--starter-from DIR`` — a candidate starter laid out as the package's
+  (``DIR/gemma3-270m/starter.json`` and the adapter beside it, as ``build_starter.py --package-to DIR``
+  writes it), installed into that variant's fresh database before the shipped one, so it is the one
+  that answers: candidates and the shipped starter side by side in one run.
 
 The questions come from the closed loop's held-out split (``closed_loop_users.split_questions``, 25 %
 of passages): neither the starter (trained on ``qa-train-*``) nor any closed-loop round trained on them.
@@ -24,7 +29,8 @@ Scores (percent): EM and token F1 (SQuAD normalisation, citation markers strippe
 of unanswerable ones answered "not in the documents" (or "nothing found" by the relevance gate), and
 of answerable ones wrongly answered so. Latency p50/p95 per stage from the answers' own timings
 (retrieval, reading the prompt up to the first token, writing the rest); the peak RSS of each
-``tanya ask`` process (``wait4``). Writes ``benchmarks/results/answer_quality.json`` and ``.png``;
+``tanya ask`` process (``wait4``), with the model converted beforehand: the first answer after an
+install also de-quantizes the bundled model once, which for Gemma peaks at about 3.4 GB. Writes ``benchmarks/results/answer_quality.json`` and ``.png``;
 answers per variant and language are kept under ``--work`` so an interrupted run resumes.
 """
 
@@ -49,10 +55,11 @@ from closed_loop_users import _rank, load_set, split_questions, write_corpus
 from qa_metrics import AnswerScore, normalize_answer, score_answer
 
 from retrieval.answering.checks import says_not_in_documents
+from retrieval.generation.checkpoint import ensure_checkpoint
 
 TANYA = str(Path(sys.executable).with_name("tanya"))
 VARIANTS: dict[str, dict[str, str]] = {
-    "smollm2": {"TANYA_GENERATOR": "", "TANYA_STARTER_ADAPTER": "false"},
+    "smollm2": {"TANYA_GENERATOR": "smollm2-135m-instruct", "TANYA_STARTER_ADAPTER": "false"},
     "gemma": {"TANYA_GENERATOR": "gemma3-270m", "TANYA_STARTER_ADAPTER": "false"},
     "gemma+starter": {"TANYA_GENERATOR": "gemma3-270m", "TANYA_STARTER_ADAPTER": "true"},
 }
@@ -86,6 +93,38 @@ def plan(language: str, answerable: int, unanswerable: int) -> dict[str, Any]:
         "questions": [{**q, "answerable": True} for q in asked]
         + [{**q, "answerable": False} for q in missing],
     }
+
+
+def candidate_variants(folders: list[Path]) -> dict[str, Path]:
+    """``gemma+<starter name>`` → the folder laid out like ``alignment/starters`` that holds it."""
+    from alignment.starter import packaged_starter
+
+    variants: dict[str, Path] = {}
+    for folder in folders:
+        starter = packaged_starter("gemma3-270m", folder.resolve())
+        if starter is None:
+            raise SystemExit(f"{folder} holds no gemma3-270m/starter.json")
+        variants[f"gemma+{starter.name}"] = folder.resolve()
+        VARIANTS[f"gemma+{starter.name}"] = VARIANTS["gemma+starter"]
+    return variants
+
+
+def install_candidate(env: dict[str, str], starters_dir: Path) -> None:
+    """Register and activate a candidate starter in the variant's database before ``tanya ask`` opens it."""
+    from alignment.starter import install_starter
+    from storage import Database
+
+    database = Database.open(env["TANYA_DATABASE_URL"])
+    with database.session() as session:
+        if (
+            install_starter(
+                session, Path(env["TANYA_HOME"]) / "adapters", "gemma3-270m", starters_dir=starters_dir
+            )
+            is None
+        ):
+            raise SystemExit(f"the candidate starter in {starters_dir} was refused")
+        session.commit()
+    database.dispose()
 
 
 def environment(home: Path, variant: str) -> dict[str, str]:
@@ -220,11 +259,20 @@ def main() -> None:
     parser.add_argument("--unanswerable", type=int, default=10, help="questions whose passage is left out")
     parser.add_argument("--languages", nargs="+", default=["en", "id"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--starter-from",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="folders laid out like alignment/starters, each a candidate starter measured as its own variant",
+    )
     parser.add_argument("--work", type=Path, default=RESULTS_DIR / "tmp" / "answer_quality")
     parser.add_argument("--name", default="answer_quality")
     args = parser.parse_args()
 
-    results: dict[str, dict[str, Any]] = {variant: {} for variant in args.variants}
+    candidates = candidate_variants(args.starter_from)
+    variants = [*args.variants, *candidates]
+    results: dict[str, dict[str, Any]] = {variant: {} for variant in variants}
     for language in args.languages:
         item = plan(language, args.answerable, args.unanswerable)
         home = (args.work / language).resolve()
@@ -235,8 +283,17 @@ def main() -> None:
             env = environment(home, "smollm2")
             subprocess.run([TANYA, "ingest", str(home / "corpus")], env=env, cwd=REPO, check=True)
             marker.write_text(str(len(files)))
-        for variant in args.variants:
-            run = ask_all(item["questions"], environment(home, variant), home / f"{variant}.answers.json")
+        for variant in variants:
+            env = environment(home, variant)
+            # Converted here, once: a first answer's one-off conversion (about 3.4 GB for Gemma) is not
+            # the memory an answer needs.
+            ensure_checkpoint(home / "models", env["TANYA_GENERATOR"])
+            if (
+                variant in candidates
+                and not Path(env["TANYA_DATABASE_URL"].removeprefix("sqlite:///")).exists()
+            ):
+                install_candidate(env, candidates[variant])
+            run = ask_all(item["questions"], env, home / f"{variant}.answers.json")
             results[variant][language] = summarize(item["questions"], run)
             print(
                 f"[{language}] {variant}: "

@@ -30,7 +30,11 @@ Writes ``<out>/adapter`` (``adapter_model.safetensors`` + config) and ``<out>/bu
 seconds, settings). ``--package`` then copies the adapter into ``alignment/starters/<base>/`` with
 ``starter.json`` (its registry name and sha256, checked at load) and ``MODEL_CARD.md``; the scores in
 both come from ``benchmarks/results/answer_quality.json`` when it exists (run that benchmark, then
-``--package`` again).
+``--package`` again). To measure a new build against the shipped one first, package it elsewhere and
+hand that folder to the benchmark::
+
+    .venv/bin/python benchmarks/build_starter.py --out … --package --version v2 --package-to /tmp/candidates
+    .venv/bin/python benchmarks/answer_quality.py --starter-from /tmp/candidates
 
 Measured: 300 questions a language (550 training rows after the relevance gate and the held-out
 split), 1 epoch, LoRA r 8, length 512, bf16 autocast: 6 min of ingesting and asking and 55 min of training on
@@ -166,7 +170,19 @@ def main() -> None:
     parser.add_argument("--checkpoint-steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--package", action="store_true", help="copy the built adapter into the package")
+    parser.add_argument(
+        "--package-to",
+        type=Path,
+        default=REPO / "alignment" / "starters",
+        help="with --package: where (a folder laid out like alignment/starters, e.g. a candidate for "
+        "answer_quality.py --starter-from)",
+    )
     parser.add_argument("--version", default="v1", help="with --package: the registry name's version")
+    parser.add_argument(
+        "--built-with",
+        default="",
+        help="with --package: the build's options, for a build.json that does not record its command",
+    )
     args = parser.parse_args()
     if args.package:
         package(args)
@@ -265,6 +281,7 @@ def train(
         trained = {"skipped": "adapter already built"}
     (out / "held_out_rows.json").write_text(json.dumps(data.eval.written, ensure_ascii=False))
     summary = {
+        "command": " ".join(["benchmarks/build_starter.py", *sys.argv[1:]]),
         "base": base.name,
         "config": config.as_dict(),
         "targets": targets,
@@ -281,24 +298,26 @@ def package(args: argparse.Namespace) -> None:
     """Copy ``<out>/adapter`` into ``alignment/starters/<base>`` with its manifest and model card."""
     out = args.out.resolve()
     build = json.loads((out / "build.json").read_text(encoding="utf-8"))
-    target = REPO / "alignment" / "starters" / args.base
+    target = args.package_to.resolve() / args.base
     target.mkdir(parents=True, exist_ok=True)
     for name in ("adapter_model.safetensors", "adapter_config.json"):
         shutil.copy2(out / "adapter" / name, target / name)
     digest = hashlib.sha256((target / "adapter_model.safetensors").read_bytes()).hexdigest()
     quality_file = REPO / "benchmarks" / "results" / "answer_quality.json"
     quality = json.loads(quality_file.read_text(encoding="utf-8")) if quality_file.exists() else {}
+    name = f"starter-{args.base}-{args.version}"
+    measured = quality.get("results", {})
+    # A candidate measured under its own name (answer_quality.py --starter-from) before it was shipped.
+    variant = f"gemma+{name}" if f"gemma+{name}" in measured else STARTER_VARIANTS.get(args.base, "")
     scores = {
         language: {
             k: row.get(k)
             for k in ("f1", "exact_match", "cites_gold", "says_not_in_documents", "answerable_declined")
         }
-        for language, row in (
-            quality.get("results", {}).get(STARTER_VARIANTS.get(args.base, "")) or {}
-        ).items()
+        for language, row in (measured.get(variant) or {}).items()
     }
     manifest = {
-        "name": f"starter-{args.base}-{args.version}",
+        "name": name,
         "base_model": args.base,
         "sha256": digest,
         "scores": scores,
@@ -317,6 +336,9 @@ def package(args: argparse.Namespace) -> None:
         max_length=config.get("max_length"),
         seed=config.get("seed"),
         train_seconds=build.get("train_seconds"),
+        build_command=build.get("command")
+        or f"benchmarks/build_starter.py --out {args.out} {args.built_with}".strip(),
+        out=args.out,
         asked_seconds=build.get("asked_seconds"),
         scores=json.dumps(scores, indent=2, ensure_ascii=False),
         quality_command=quality.get("command", "(not measured yet)"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,11 @@ class LocalChatGenerator:
                 raise ValueError(f"adapter name {name!r} is already loaded")
             try:
                 if self._model is self._base:
-                    self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+                    with warnings.catch_warnings():
+                        # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`; the
+                        # FutureWarning it raises would be printed under every first answer.
+                        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+                        self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
                 else:
                     result = self._model.load_adapter(str(path), adapter_name=name)
                     missing = [key for key in getattr(result, "missing_keys", []) if f".{name}." in key]
