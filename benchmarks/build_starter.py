@@ -206,13 +206,25 @@ def main() -> None:
     started = time.time()
     service = Tanya(Settings())
     service.generator = placeholder_generator()  # replaces the cached model before the pipeline is built
-    state_file = out / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
     plans = {
         language: plan(language, args.questions, args.distractors, args.abstain_share)
         for language in args.languages
     }
-    if not state.get("removed"):
+    targets = collect(service, plans, out)
+    asked_seconds = time.time() - started
+    print(f"asked: {targets}", flush=True)
+    train(args, out, service, targets, asked_seconds)
+
+
+def collect(service: Any, plans: dict[str, dict[str, Any]], out: Path) -> dict[str, int]:
+    """Ingest the passages, ask, remove the abstention passages, ask again; counts of targets by kind.
+
+    Every step is recorded under ``out`` (``state.json``, ``asked.jsonl``), so a second call after an
+    interruption carries on where the first stopped.
+    """
+    state_file = out / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if "removed" not in state:
         for language, item in plans.items():
             report = service.ingest(write_corpus(item["corpus"], out / "corpus" / language))
             print(f"[{language}] ingest: {getattr(report, 'summary', report)}", flush=True)
@@ -223,14 +235,12 @@ def main() -> None:
         state_file.write_text(json.dumps(state))
     for language, item in plans.items():
         ask_all(service, item["abstain"], language, out / "asked.jsonl")
-    asked_seconds = time.time() - started
     targets: dict[str, int] = {}
     for line in (out / "asked.jsonl").read_text().splitlines():
         row = json.loads(line)
         key = f"{row['language']}:{row['target']}"
         targets[key] = targets.get(key, 0) + 1
-    print(f"asked: {targets}", flush=True)
-    train(args, out, service, targets, asked_seconds)
+    return targets
 
 
 def train(
