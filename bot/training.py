@@ -32,6 +32,7 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
         min_sft_rows=settings.train_min_answers,
         gate_margin=settings.gate_margin,
         regression_tolerance=settings.gate_regression_tolerance,
+        served_max_lora_rank=settings.server_max_lora_rank if _served(settings) else None,
     )
     worker_config = WorkerConfig(
         poll_seconds=settings.worker_poll_seconds,
@@ -46,6 +47,10 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
     return config, worker_config, paths
 
 
+def _served(settings: Settings) -> bool:
+    return settings.generator.strip().startswith(("http://", "https://"))
+
+
 def training_base(settings: Settings) -> Path:
     """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
     by name); the default bundled model when answers come from a server."""
@@ -54,7 +59,7 @@ def training_base(settings: Settings) -> Path:
     generator = settings.generator.strip()
     if generator and Path(generator).expanduser().is_dir():
         return Path(generator).expanduser()
-    if generator.startswith(("http://", "https://")):
+    if _served(settings):
         generator = ""
     return ensure_checkpoint(settings.models_dir, generator)
 

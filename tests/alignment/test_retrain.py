@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alignment import registry
-from alignment.pipeline import NOT_ENOUGH_FEEDBACK, PROMOTED, REJECTED, RunOutcome, RunPaths, retrain
+from alignment.pipeline import NOT_ENOUGH_FEEDBACK, PROMOTED, REFUSED, REJECTED, RunOutcome, RunPaths, retrain
 from alignment.regression import grounded_messages, load_regression_set
 from storage import AdapterStatus, AdapterVersion, Database
 from storage.stats import active_adapter
@@ -163,5 +163,26 @@ def test_too_little_feedback_ends_as_not_enough_feedback(tmp_path: Path, checkpo
         assert outcome.status == NOT_ENOUGH_FEEDBACK
         assert outcome.message.startswith("Not enough feedback yet")
         assert outcome.adapter_id is None and not (tmp_path / "adapters").exists()
+    finally:
+        database.dispose()
+
+
+def test_an_adapter_the_model_server_would_refuse_is_not_registered(
+    tmp_path: Path, checkpoint_dir: Path
+) -> None:
+    """With answers from vLLM (served_max_lora_rank set), rank 4 — not one of vLLM's ranks — is refused
+    after training and before the gate: no row, no adapter folder, and the reason in the message."""
+    database = Database.open(f"sqlite:///{tmp_path / 'tanya.db'}")
+    try:
+        seed_good_feedback(database)
+        config = tiny_config(served_max_lora_rank=16, lora_r=4, preference_max_steps=1, sft_max_steps=1)
+        outcome = retrain(
+            database, config, RunPaths(checkpoint_dir, tmp_path / "adapters"), show_progress=False
+        )
+        assert outcome.status == REFUSED, outcome.message
+        assert "rank 4 is not one of vLLM's LoRA ranks" in outcome.message
+        with database.session() as session:
+            assert session.query(AdapterVersion).count() == 0
+        assert not [p for p in (tmp_path / "adapters").iterdir() if not p.name.startswith(".")]
     finally:
         database.dispose()
