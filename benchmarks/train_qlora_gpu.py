@@ -48,9 +48,9 @@ def _random_model(size: str, folder: Path) -> tuple[Path, int, Any]:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from retrieval.generation.checkpoint import bundled_gguf_path
+    from retrieval.generation.bundled_models import SMOLLM2
 
-    gguf = bundled_gguf_path()
+    gguf = SMOLLM2.part_paths()[0]  # a Llama-family tokenizer for the random Llama weights
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     hidden, layers, heads, kv_heads, inter = SIZES[size]
     config = LlamaConfig(

