@@ -94,7 +94,7 @@ def _convert(model_info: BundledModel, destination: Path) -> None:
 
 
 def ensure_checkpoint(cache_dir: Path, model: str = "") -> Path:
-    """Return the converted checkpoint of bundled ``model`` (default: SmolLM2) under `cache_dir`,
+    """Return the converted checkpoint of bundled ``model`` (default: Gemma 3 270M) under `cache_dir`,
     converting its GGUF file the first time.
 
     Conversion takes tens of seconds, so it happens once: the result goes to a temporary folder that is

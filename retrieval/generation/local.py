@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 @component
 class LocalChatGenerator:
-    """Generates chat replies with a transformers checkpoint on this machine (the bundled SmolLM2 by default)."""
+    """Generates chat replies with a transformers checkpoint on this machine (a bundled model by default)."""
 
     def __init__(
         self,
@@ -98,7 +98,7 @@ class LocalChatGenerator:
         return default_from_dict(cls, data)
 
     def warm_up(self) -> None:
-        """Loads tokenizer and weights (about a second for SmolLM2) and the configured adapters."""
+        """Loads tokenizer and weights (a second or two for a bundled model) and the configured adapters."""
         if self._model is not None:
             return
         import torch  # heavy
