@@ -6,8 +6,9 @@ noise. It lives in ``alignment/starters/<base model>/`` beside its model card, a
 names it and records the sha256 of its weights.
 
 ``install_starter`` puts it in the registry like any trained adapter (copied under ``adapters_dir``,
-then a row), once: the row's ``lineage`` says ``{"starter": true}``. It is made active only when no
-adapter was ever active, so a team's choice is never overridden. After that it is an ordinary version:
+then a row), once: the row's ``lineage`` says ``{"starter": true}``. It is made active when no adapter
+was ever active, or when the active one is an older starter (an upgrade brought a better one), so a
+team's choice is never overridden. After that it is an ordinary version:
 ``tanya adapters list`` shows it, rollback can go back to it, and ``registry.rollback`` stops there
 unless asked to go below it. A packaged file that does not match its checksum is refused with one
 WARNING line, and the bare base model answers.
@@ -98,6 +99,12 @@ def install_starter(
     ever_active = session.scalars(
         select(AdapterVersion.id).where(AdapterVersion.activated_at.is_not(None))
     ).first()
+    current = session.scalars(
+        select(AdapterVersion).where(AdapterVersion.status == AdapterStatus.active)
+    ).first()
+    # An upgrade that ships a newer starter replaces the older one where it still answers: nobody chose
+    # it. A team's own adapter, or the bare model chosen by rolling back below the starter, stays.
+    replaces_starter = current is not None and bool((current.lineage or {}).get("starter"))
     try:
         with session.begin_nested():
             version = registry.register(
@@ -112,9 +119,15 @@ def install_starter(
             )
     except IntegrityError:
         return session.scalars(select(AdapterVersion).where(AdapterVersion.name == starter.name)).one()
-    if ever_active is None:
+    if ever_active is None or replaces_starter:
         registry.activate_version(session, version.id)
-        log.info("the starter adapter %s answers (a fresh install)", starter.name)
+        log.info(
+            "the starter adapter %s answers (%s)",
+            starter.name,
+            f"replacing the older starter {current.name}"
+            if replaces_starter and current
+            else "a fresh install",
+        )
     else:
         version.status = AdapterStatus.retired  # available to roll back to, never imposed
     session.flush()

@@ -55,7 +55,6 @@ from closed_loop_users import _rank, load_set, split_questions, write_corpus
 from qa_metrics import AnswerScore, normalize_answer, score_answer
 
 from retrieval.answering.checks import says_not_in_documents
-from retrieval.generation.checkpoint import ensure_checkpoint
 
 TANYA = str(Path(sys.executable).with_name("tanya"))
 VARIANTS: dict[str, dict[str, str]] = {
@@ -125,6 +124,14 @@ def install_candidate(env: dict[str, str], starters_dir: Path) -> None:
             raise SystemExit(f"the candidate starter in {starters_dir} was refused")
         session.commit()
     database.dispose()
+
+
+def convert_once(models: Path, model: str) -> None:
+    """De-quantize the bundled model before measuring: a first answer's one-off conversion (about 3.4 GB
+    for Gemma) is not the memory an answer needs. In a child process, because Linux hands a parent's
+    peak RSS down to the children it starts afterwards, and ``wait4`` would report it for every variant."""
+    code = "import sys; from retrieval.generation.checkpoint import ensure_checkpoint as e; e(*sys.argv[1:])"
+    subprocess.run([sys.executable, "-c", code, str(models), model], cwd=REPO, check=True)
 
 
 def environment(home: Path, variant: str) -> dict[str, str]:
@@ -285,9 +292,7 @@ def main() -> None:
             marker.write_text(str(len(files)))
         for variant in variants:
             env = environment(home, variant)
-            # Converted here, once: a first answer's one-off conversion (about 3.4 GB for Gemma) is not
-            # the memory an answer needs.
-            ensure_checkpoint(home / "models", env["TANYA_GENERATOR"])
+            convert_once(home / "models", env["TANYA_GENERATOR"])
             if (
                 variant in candidates
                 and not Path(env["TANYA_DATABASE_URL"].removeprefix("sqlite:///")).exists()

@@ -68,6 +68,27 @@ def test_a_team_that_chose_an_adapter_keeps_it(database: Database, tmp_path: Pat
     assert statuses(database) == {"starter-test-v1": "retired", "team-v1": "active"}
 
 
+def test_an_upgrade_replaces_an_older_starter_but_never_a_team_choice(
+    database: Database, tmp_path: Path
+) -> None:
+    adapters = tmp_path / "adapters"
+    package_starter(tmp_path / "old", name="starter-test-v1")
+    package_starter(tmp_path / "new", name="starter-test-v2")
+    with database.session() as session:
+        install_starter(session, adapters, BASE, starters_dir=tmp_path / "old")
+    with database.session() as session:
+        install_starter(session, adapters, BASE, starters_dir=tmp_path / "new")
+    assert statuses(database) == {"starter-test-v1": "retired", "starter-test-v2": "active"}
+
+    team = add_version(database, adapters, "team-v1")
+    with database.session() as session:
+        registry.activate_version(session, team)
+    package_starter(tmp_path / "newer", name="starter-test-v3")
+    with database.session() as session:
+        install_starter(session, adapters, BASE, starters_dir=tmp_path / "newer")
+    assert statuses(database)["team-v1"] == "active" and statuses(database)["starter-test-v3"] == "retired"
+
+
 def test_a_corrupt_packaged_starter_is_refused_and_the_base_answers(
     database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
