@@ -313,8 +313,10 @@ def package(args: argparse.Namespace) -> None:
     build = json.loads((out / "build.json").read_text(encoding="utf-8"))
     target = args.package_to.resolve() / args.base
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("adapter_model.safetensors", "adapter_config.json"):
-        shutil.copy2(out / "adapter" / name, target / name)
+    shutil.copy2(out / "adapter" / "adapter_model.safetensors", target / "adapter_model.safetensors")
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = args.base  # not the build machine's folder
+    (target / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
     digest = hashlib.sha256((target / "adapter_model.safetensors").read_bytes()).hexdigest()
     quality_file = REPO / "benchmarks" / "results" / "answer_quality.json"
     quality = json.loads(quality_file.read_text(encoding="utf-8")) if quality_file.exists() else {}
