@@ -14,6 +14,7 @@ import pytest
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from retrieval.generation.adapters import AdapterLoadError
+from retrieval.generation.bundled_models import DEFAULT_MODEL
 from retrieval.generation.factory import make_chat_generator
 from retrieval.generation.local import LocalChatGenerator
 from retrieval.generation.served import DEFAULT_SERVED_MODEL, ServedChatGenerator
@@ -192,7 +193,13 @@ def test_factory_fills_in_v1_and_defaults_and_keeps_the_key_out_of_serialization
 
 @pytest.mark.model
 def test_factory_builds_the_local_generator_on_the_converted_checkpoint(checkpoint_dir: Path) -> None:
-    for spec in ("", "local", str(checkpoint_dir)):
+    default = checkpoint_dir.parent / DEFAULT_MODEL.name  # Gemma; checkpoint_dir is the tests' SmolLM2
+    for spec, expected in (
+        ("", default),
+        ("local", default),
+        (checkpoint_dir.name, checkpoint_dir),
+        (str(checkpoint_dir), checkpoint_dir),
+    ):
         generator = make_chat_generator(spec, model_cache_dir=checkpoint_dir.parent, max_new_tokens=7)
         assert isinstance(generator, LocalChatGenerator)
-        assert (generator.model_path, generator.max_new_tokens) == (checkpoint_dir, 7)
+        assert (generator.model_path, generator.max_new_tokens) == (expected, 7), spec
