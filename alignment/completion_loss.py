@@ -66,7 +66,11 @@ def completion_sft_trainer_class() -> type:
             return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
-            plain = self.compute_loss_func is None and self.label_smoother is None
+            plain = (
+                self.compute_loss_func is None
+                and self.label_smoother is None
+                and getattr(self.args, "loss_type", "nll") == "nll"  # DFT and others: TRL's own loss
+            )
             on_triton = self.accelerator.device.type in ("cuda", "xpu")
             if on_triton or not plain or return_outputs or "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
