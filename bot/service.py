@@ -148,6 +148,7 @@ class Tanya:
         )
         chosen = {
             "embedder": self.settings.embedder,
+            "embedding_engine": self.settings.embedding_engine,
             "top_k": self.settings.top_k,
             "join_mode": self.settings.fusion,
             "weights": self.settings.fusion_weights,

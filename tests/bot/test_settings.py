@@ -57,15 +57,20 @@ def test_retrieval_settings_reach_the_retrieval_config(
     monkeypatch.setenv("TANYA_CHUNK_WORDS", "120")
     monkeypatch.setenv("TANYA_CHUNK_OVERLAP", "20")
     monkeypatch.setenv("TANYA_EMBEDDER", "minilm")
+    monkeypatch.setenv("TANYA_EMBEDDING_ENGINE", "c")
     config = Tanya(Settings()).retrieval_config
     assert config.join_mode == "distribution_based_rank_fusion"
     assert config.weights == (0.4, 0.6)
     assert (config.split_length, config.split_overlap) == (120, 20)
-    assert config.embedder == "minilm"
+    assert config.embedder == "minilm" and config.embedding_engine == "c"
     assert config.data_dir == tmp_path.resolve() / "index"
 
     monkeypatch.setenv("TANYA_FUSION", "average-ish")
     with pytest.raises(InputError, match="join mode"):
+        _ = Tanya(Settings()).retrieval_config
+    monkeypatch.setenv("TANYA_FUSION", "merge")
+    monkeypatch.setenv("TANYA_EMBEDDING_ENGINE", "onnx")
+    with pytest.raises(InputError, match="embedding engine"):
         _ = Tanya(Settings()).retrieval_config
 
 

