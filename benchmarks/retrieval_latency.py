@@ -164,7 +164,7 @@ def measure(variant: str, size: int, embedder: str, questions: int) -> dict[str,
     from retrieval.stores.document_store import open_document_store
     from retrieval.stores.embedded import analysis
 
-    analysis.TextAnalyzer()._identifier  # noqa: B018 - the language model loads with the library
+    analysis.TextAnalyzer().warm_up()  # the language model loads with the library
     started = time.perf_counter()
     if variant == "sqlite":
         store = open_document_store(config)

@@ -104,9 +104,12 @@ class Ingestor:
         self._warm = False
 
     def warm_up(self) -> None:
-        """Loads the embedding model; `run` does it on first use otherwise."""
+        """Loads the embedding model (and the embedded store's language identifier); `run` does it on first use otherwise."""
         if not self._warm:
             self._embedder.warm_up()
+            analyzer = getattr(self.store, "analyzer", None)  # the embedded store analyses text itself
+            if analyzer is not None:
+                analyzer.warm_up()
             self._warm = True
 
     def run(self, paths: Sequence[Path | str]) -> IngestReport:

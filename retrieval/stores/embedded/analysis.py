@@ -58,6 +58,11 @@ class TextAnalyzer:
         """What the stored terms depend on; a change means re-analysing every chunk."""
         return f"{self.name}|{','.join(self.languages)}"
 
+    def warm_up(self) -> None:
+        """Loads the language identifier (half a second) before the first text needs it."""
+        if self.name != "plain" and len(self.languages) > 1:
+            self._identifier  # noqa: B018 - a cached property: reading it loads the model
+
     def language(self, text: str) -> str:
         """The most likely of `languages` for `text` (the first one when there is only one)."""
         if len(self.languages) == 1 or not text.strip():

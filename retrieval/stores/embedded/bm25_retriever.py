@@ -34,6 +34,10 @@ class EmbeddedBM25Retriever:
         self.top_k = top_k
         self.scale_score = scale_score
 
+    def warm_up(self) -> None:
+        """Loads the store's language identifier, so the first question does not wait for it."""
+        self.document_store.analyzer.warm_up()
+
     def to_dict(self) -> dict[str, Any]:
         """Serialises the component with its store's settings."""
         return default_to_dict(
