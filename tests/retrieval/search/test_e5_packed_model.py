@@ -51,6 +51,6 @@ def test_a_file_that_is_not_a_model_is_refused_clearly(tmp_path: Path) -> None:
 
 def test_a_truncated_model_is_refused(tmp_path: Path) -> None:
     cut = tmp_path / "cut.bin"
-    cut.write_bytes(bundled_model_path().read_bytes()[: 5_000_000])
+    cut.write_bytes(bundled_model_path().read_bytes()[:5_000_000])
     with pytest.raises(PackedModelError, match="truncated"):
         PackedE5Model(cut)

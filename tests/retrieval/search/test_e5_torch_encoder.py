@@ -97,7 +97,9 @@ def test_the_forward_pass_is_berts(monkeypatch: pytest.MonkeyPatch) -> None:
         for short, name in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
             state[prefix + name + ".weight"] = packed.floats(f"l{layer}.{short}.w")
             state[prefix + name + ".bias"] = packed.floats(f"l{layer}.{short}.b")
-    bert.load_state_dict({key: torch.from_numpy(np.array(value)) for key, value in state.items()}, strict=False)
+    bert.load_state_dict(
+        {key: torch.from_numpy(np.array(value)) for key, value in state.items()}, strict=False
+    )
 
     windows = encoder.tokenizer.content_ids(["passage: Cuti tahunan 24 hari.", "passage: VPN"])
     ours = encoder._mean_hidden(windows)

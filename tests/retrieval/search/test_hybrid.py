@@ -166,3 +166,17 @@ def test_search_gives_exactly_what_the_pipeline_gives(
         == gated.search_through_pipeline("What is the capital of Mongolia?")
         == []
     )
+
+
+def test_the_agreement_rule_sees_what_both_retrievers_found(indexed, config: RetrievalConfig) -> None:
+    question = "Which port does the VPN use?"
+    run = build_search_pipeline(store=indexed, config=config).run(search_inputs(question))
+    best = run["relevance"]["best_similarity"]
+    strict = replace(config, min_similarity=best + 0.01, agreement_margin=0.0)
+    assert HybridSearcher(store=indexed, config=strict).search(question) == []
+    rescued = HybridSearcher(store=indexed, config=replace(strict, agreement_margin=0.02))
+    found = rescued.search(question)
+    assert found and _name(found[0]) == "vpn.html"
+    assert [doc.id for doc in rescued.search_through_pipeline(question)] == [doc.id for doc in found]
+    # An off-topic question is not rescued: its keyword and vector hits disagree.
+    assert rescued.search("What is the capital of Mongolia?") == []

@@ -37,6 +37,25 @@ def test_threshold_can_be_overridden_per_call_and_top_k_cuts() -> None:
 
 
 def test_round_trips_through_dicts() -> None:
-    gate = RelevanceFilter(min_similarity=0.3, dense_score_scale="unit_interval", top_k=4)
+    gate = RelevanceFilter(
+        min_similarity=0.3, dense_score_scale="unit_interval", top_k=4, agreement_margin=0.02
+    )
     clone = RelevanceFilter.from_dict(gate.to_dict())
     assert (clone.min_similarity, clone.dense_score_scale, clone.top_k) == (0.3, "unit_interval", 4)
+    assert clone.agreement_margin == 0.02
+
+
+def test_agreement_rescues_a_question_just_under_the_threshold() -> None:
+    dense = [Document(id="b", content="b", score=0.79), Document(id="a", content="a", score=0.785)]
+    agreeing = [Document(id="b", content="b", score=7.0), Document(id="a", content="a", score=3.0)]
+    disagreeing = list(reversed(agreeing))
+    fused = _docs(1.0)
+    gate = RelevanceFilter(min_similarity=0.8, agreement_margin=0.02)
+    assert gate.run(documents=fused, dense_documents=dense, keyword_documents=agreeing)["documents"] == fused
+    assert gate.run(documents=fused, dense_documents=dense, keyword_documents=disagreeing)["documents"] == []
+    assert gate.run(documents=fused, dense_documents=dense)["documents"] == []  # no keyword hits
+    # Beyond the margin agreement does not help; with no margin the rule is off.
+    far = [Document(id="b", content="b", score=0.77)]
+    assert gate.run(documents=fused, dense_documents=far, keyword_documents=agreeing)["documents"] == []
+    off = RelevanceFilter(min_similarity=0.8)
+    assert off.run(documents=fused, dense_documents=dense, keyword_documents=agreeing)["documents"] == []
