@@ -89,6 +89,21 @@ class AlignmentConfig:
     quantize_4bit: bool | None = field(
         default=None, metadata={"help": "QLoRA: load the base model in 4-bit NF4. None: on CUDA only."}
     )
+    start_from: str = field(
+        default="base",
+        metadata={
+            "help": "base: each retrain trains a fresh LoRA adapter on the bare base model. starter: it "
+            "continues from the starter adapter shipped for that base (when there is one), so the team's "
+            "feedback refines what the starter learned instead of replacing it."
+        },
+    )
+    initial_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "LoRA adapter folder the SFT stage continues from (the starter adapter), whose rank, "
+            "alpha and target modules it keeps. None: a fresh adapter with the settings below."
+        },
+    )
     lora_r: int | None = field(
         default=None,
         metadata={"help": "LoRA rank. None: by model size, capped at served_max_lora_rank when that is set."},
@@ -217,6 +232,8 @@ class AlignmentConfig:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.start_from not in ("base", "starter"):
+            raise ValueError(f"start_from must be 'base' or 'starter', not {self.start_from!r}")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError("eval_fraction must be between 0 and 1")
         if self.kto_after_dpo_ratio < 0:

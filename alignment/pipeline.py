@@ -31,6 +31,7 @@ from alignment.model import load_base_model, load_tokenizer, resolve_config
 from alignment.progress import RunMonitor, StageHook, TrainingLog
 from alignment.regression import regression_rows
 from alignment.report import data_notes, write_report
+from alignment.starter import starting_adapter
 from alignment.train import StagePlan, plan_stages, train_adapter
 from retrieval.generation.served_adapter_rules import served_adapter_refusals
 from storage import Database
@@ -109,7 +110,7 @@ def retrain(
     """
     started = time.time()
     main = processes.is_main
-    config = resolve_config(config, paths.base_model)
+    config = starting_adapter(resolve_config(config, paths.base_model), paths.base_model)
     chat = ChatFormat.from_tokenizer(load_tokenizer(paths.base_model))
     data = processes.share(prepare_data(_db(database), chat, config) if main else None)
     plan = plan_stages(data.train, config)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alignment import registry
+from alignment.config import AlignmentConfig
 from storage.models import AdapterStatus, AdapterVersion
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,31 @@ def packaged_starter(base_model: str, starters_dir: Path = STARTERS_DIR) -> Pack
     if not (folder / MANIFEST_FILE).is_file():
         return None
     return PackagedStarter.load(folder)
+
+
+def starting_adapter(
+    config: AlignmentConfig, base_model: Path, *, starters_dir: Path = STARTERS_DIR
+) -> AlignmentConfig:
+    """`config` with `initial_adapter` set to the shipped starter when retrains start from it.
+
+    Only the packaged copy whose checksum holds is used; without one the run trains a fresh adapter
+    and says why in the log, rather than failing the retrain.
+    """
+    if config.start_from != "starter" or config.initial_adapter:
+        return config
+    starter = packaged_starter(base_model.name, starters_dir)
+    if starter is None:
+        log.warning(
+            "start_from=starter, but no starter adapter ships for %s: training a fresh adapter",
+            base_model.name,
+        )
+        return config
+    try:
+        registry.verify_adapter(starter.folder, starter.sha256)
+    except registry.AdapterIntegrityError as exc:
+        log.warning("the starter adapter is refused (%s): training a fresh adapter", exc)
+        return config
+    return replace(config, initial_adapter=str(starter.folder))
 
 
 def install_starter(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,12 +196,13 @@ def train_adapter(
         ),
         completion_only_loss=True,
     )
+    model, peft_config = _sft_starting_point(loaded.model, config)
     trainer: Any = completion_sft_trainer_class()(
-        model=loaded.model,
+        model=model,
         args=sft_args,
         train_dataset=Dataset.from_list(train.sft),
         processing_class=loaded.tokenizer,
-        peft_config=lora_config(config),
+        peft_config=peft_config,
         callbacks=[monitor.callback("sft")],
     )
     _run(trainer, "sft", result, scratch if config.checkpoint_steps else None)
@@ -285,6 +287,17 @@ def _save_sharded(trainer: Any, folder: Path, processes: Processes) -> Path:
             "accelerate config (deploy/accelerate/fsdp.yaml does)"
         )
     return folder
+
+
+def _sft_starting_point(model: Any, config: AlignmentConfig) -> tuple[Any, Any]:
+    """The model SFT trains and the LoRA config TRL should add: a fresh adapter, or the initial one made trainable."""
+    if not config.initial_adapter:
+        return model, lora_config(config)
+    from peft import PeftModel  # heavy
+
+    with warnings.catch_warnings():  # peft 0.21 reads transformers 5's deprecated attribute
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        return PeftModel.from_pretrained(model, config.initial_adapter, is_trainable=True), None
 
 
 def _run(trainer: Any, stage: str, result: TrainResult, checkpoints: Path | None = None) -> None:

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
         default=False,
         description="CPU training with bf16 autocast: faster on CPUs with native bf16 (AVX512-BF16, AMX).",
     )
+    train_from: Literal["base", "starter"] = Field(
+        default="base",
+        description="Each retrain trains a fresh adapter on the bare base, or continues from the shipped starter.",
+    )
     train_min_answers: int = Field(
         default=8, ge=1, description="Fewer 👍 answers + corrections than this: 'not enough feedback yet'."
     )

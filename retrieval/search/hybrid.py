@@ -8,7 +8,7 @@ from typing import Any
 from haystack import Document, Pipeline
 from haystack.components.joiners import DocumentJoiner
 
-from retrieval.config import RetrievalConfig
+from retrieval.config import AGREEMENT_DEPTH, RetrievalConfig
 from retrieval.search.embedders import make_embedders
 from retrieval.search.relevance import RelevanceFilter
 
@@ -109,6 +109,7 @@ def build_search_pipeline(*, store: Any, config: RetrievalConfig) -> Pipeline:
             min_similarity=config.relevance_threshold,
             dense_score_scale=scale,
             agreement_margin=config.relevance_agreement_margin,
+            agreement_depth=AGREEMENT_DEPTH,
         ),
     )
     pipeline.connect("text_embedder.embedding", f"{EMBEDDING_RETRIEVER}.query_embedding")

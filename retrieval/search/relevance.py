@@ -19,8 +19,8 @@ class RelevanceFilter:
     measured on the benchmark sets (BM25 scores are unbounded and fused scores are rank-based),
     so it decides, against a threshold calibrated per embedder (see docs/retrieval.md). One
     second signal may rescue a question just under the threshold: keyword and vector search
-    picking the same best chunk, which off-topic questions rarely do (measured beside the
-    threshold). It compares ids, not scores, so it holds on every store.
+    ranking each other's best chunk near the top, which off-topic questions rarely do (measured
+    beside the threshold). It compares ids, not scores, so it holds on every store.
     """
 
     def __init__(
@@ -30,6 +30,7 @@ class RelevanceFilter:
         dense_score_scale: DenseScoreScale = "cosine",
         top_k: int | None = None,
         agreement_margin: float = 0.0,
+        agreement_depth: int = 1,
     ) -> None:
         """
         :param min_similarity: Lowest acceptable cosine similarity of the best dense match.
@@ -37,16 +38,21 @@ class RelevanceFilter:
             store, -1..1) or `unit_interval` (Elasticsearch, which reports (1 + cosine) / 2).
         :param top_k: Keep at most this many documents; None keeps all it receives.
         :param agreement_margin: A question up to this much under `min_similarity` still passes
-            when BM25's best document is also the closest vector; 0 turns the rule off.
+            when keyword and vector search agree (see `agreement_depth`); 0 turns the rule off.
+        :param agreement_depth: They agree when BM25's best document is among the `agreement_depth`
+            closest vectors, or the closest vector among BM25's best `agreement_depth`; 1: the same best.
         """
         if dense_score_scale not in ("cosine", "unit_interval"):
             raise ValueError("dense_score_scale must be 'cosine' or 'unit_interval'.")
         if agreement_margin < 0:
             raise ValueError("agreement_margin must not be negative.")
+        if agreement_depth < 1:
+            raise ValueError("agreement_depth must be at least 1.")
         self.min_similarity = min_similarity
         self.dense_score_scale = dense_score_scale
         self.top_k = top_k
         self.agreement_margin = agreement_margin
+        self.agreement_depth = agreement_depth
 
     def best_similarity(self, dense_documents: list[Document]) -> float | None:
         """Cosine similarity of the closest dense match, or None when there was none."""
@@ -66,8 +72,13 @@ class RelevanceFilter:
             return True
         if best < threshold - self.agreement_margin or not dense or not keyword:
             return False
-        closest = max(dense, key=lambda doc: doc.score if doc.score is not None else float("-inf"))
-        return keyword[0].id == closest.id
+        depth = self.agreement_depth
+        closest = sorted(
+            dense, key=lambda doc: doc.score if doc.score is not None else float("-inf"), reverse=True
+        )
+        return keyword[0].id in {doc.id for doc in closest[:depth]} or closest[0].id in {
+            doc.id for doc in keyword[:depth]
+        }
 
     @component.output_types(documents=list[Document], best_similarity=float | None)
     def run(
@@ -101,6 +112,7 @@ class RelevanceFilter:
             dense_score_scale=self.dense_score_scale,
             top_k=self.top_k,
             agreement_margin=self.agreement_margin,
+            agreement_depth=self.agreement_depth,
         )
 
     @classmethod

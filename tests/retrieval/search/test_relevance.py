@@ -59,3 +59,21 @@ def test_agreement_rescues_a_question_just_under_the_threshold() -> None:
     assert gate.run(documents=fused, dense_documents=far, keyword_documents=agreeing)["documents"] == []
     off = RelevanceFilter(min_similarity=0.8)
     assert off.run(documents=fused, dense_documents=dense, keyword_documents=agreeing)["documents"] == []
+
+
+def test_agreement_depth_lets_each_retriever_rank_the_others_best_second() -> None:
+    dense = [Document(id="a", content="a", score=0.785), Document(id="b", content="b", score=0.79)]
+    keyword = [Document(id="a", content="a", score=7.0), Document(id="b", content="b", score=3.0)]
+    unrelated = [Document(id="c", content="c", score=7.0), Document(id="d", content="d", score=3.0)]
+    fused = _docs(1.0)
+    same_best = RelevanceFilter(min_similarity=0.8, agreement_margin=0.02)
+    near_top = RelevanceFilter(min_similarity=0.8, agreement_margin=0.02, agreement_depth=2)
+    # Dense order is by score (b first); BM25's best, a, is the second closest vector.
+    assert same_best.run(documents=fused, dense_documents=dense, keyword_documents=keyword)["documents"] == []
+    assert (
+        near_top.run(documents=fused, dense_documents=dense, keyword_documents=keyword)["documents"] == fused
+    )
+    assert (
+        near_top.run(documents=fused, dense_documents=dense, keyword_documents=unrelated)["documents"] == []
+    )
+    assert RelevanceFilter.from_dict(near_top.to_dict()).agreement_depth == 2
