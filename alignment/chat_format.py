@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from retrieval.generation.chat_template import apply_chat_template
+
 _PROBE = "\x00tanya-probe\x00"
 
 
@@ -33,11 +35,11 @@ class ChatFormat:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("the tokenizer has no chat template")
         chat = [{"role": "user", "content": "?"}]
-        prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        closed = tokenizer.apply_chat_template(chat, tokenize=False)
+        prompt = apply_chat_template(tokenizer, chat, tokenize=False, add_generation_prompt=True)
+        closed = apply_chat_template(tokenizer, chat, tokenize=False)
         header = prompt[len(closed) :] if prompt.startswith(closed) else ""
-        full = tokenizer.apply_chat_template(
-            [*chat, {"role": "assistant", "content": _PROBE}], tokenize=False
+        full = apply_chat_template(
+            tokenizer, [*chat, {"role": "assistant", "content": _PROBE}], tokenize=False
         )
         if not full.startswith(prompt) or _PROBE not in full:
             raise ValueError("the chat template renders the assistant turn in an unexpected way")
@@ -57,8 +59,11 @@ class ChatFormat:
         if stored_prompt and self.generation_header and stored_prompt.endswith(self.generation_header):
             return stored_prompt
         if messages:
-            return self.tokenizer.apply_chat_template(
-                [dict(message) for message in messages], tokenize=False, add_generation_prompt=True
+            return apply_chat_template(
+                self.tokenizer,
+                [dict(message) for message in messages],
+                tokenize=False,
+                add_generation_prompt=True,
             )
         return stored_prompt
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from retrieval.generation.chat_template import apply_chat_template
+
 ELISION = "\n[…]\n"
 # Re-tokenizing the two halves of a cut message can cost a few more tokens than the arithmetic says.
 _SLACK_TOKENS = 16
@@ -18,8 +20,8 @@ _MAX_TAIL_TOKENS = 160
 
 def encode_chat(tokenizer: Any, chat: list[dict[str, str]]) -> list[int]:
     """Token ids of `chat` rendered with the tokenizer's chat template, ready for the assistant's turn."""
-    encoded = tokenizer.apply_chat_template(
-        chat, add_generation_prompt=True, tokenize=True, return_dict=False
+    encoded = apply_chat_template(
+        tokenizer, chat, add_generation_prompt=True, tokenize=True, return_dict=False
     )
     return list(encoded)
 
