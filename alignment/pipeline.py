@@ -33,6 +33,7 @@ from alignment.regression import regression_rows
 from alignment.report import data_notes, write_report
 from alignment.starter import starting_adapter
 from alignment.train import StagePlan, plan_stages, train_adapter
+from retrieval.generation.base_identity import identify_checkpoint, write_identity
 from retrieval.generation.served_adapter_rules import served_adapter_refusals
 from storage import Database
 from storage.models import utcnow
@@ -175,6 +176,10 @@ def retrain(
             "lineage": lineage,
             "seconds": round(time.time() - started, 1),
         }
+        identity = identify_checkpoint(paths.base_model)
+        write_identity(staging, identity)
+        summary["base"] = identity.to_json()
+        lineage = {**lineage, "base": identity.to_json()}
         write_report(staging, summary, training_log)
         (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card; summary.md says more
         shutil.rmtree(staging.parent / f"{staging.name}.trainer", ignore_errors=True)

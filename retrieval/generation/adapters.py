@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrieval.generation.base_identity import BaseIdentity, mismatch
+
 CONFIG_FILENAME = "adapter_config.json"
 WEIGHTS_FILENAME = "adapter_model.safetensors"
 _LORA_PARTS = (".lora_A.", ".lora_B.")
@@ -61,8 +63,14 @@ def _linear_shape(base_model: Any, module_name: str) -> tuple[int, int] | None:
     return int(in_features), int(out_features)
 
 
-def validate_adapter_dir(name: str, path: Path, base_model: Any) -> AdapterFiles:
-    """Read an adapter folder completely and check that it fits `base_model`; raise `AdapterLoadError` if not."""
+def validate_adapter_dir(
+    name: str, path: Path, base_model: Any, base_identity: BaseIdentity | None = None
+) -> AdapterFiles:
+    """Read an adapter folder completely and check that it fits `base_model`; raise `AdapterLoadError` if not.
+
+    With `base_identity`, an adapter that records another base (`tanya_base.json`) is refused even when
+    its shapes fit: same-shaped models of another release or tokenizer load it and answer nonsense.
+    """
     import torch  # heavy
     from safetensors import SafetensorError  # heavy
     from safetensors.torch import load_file  # heavy
@@ -77,6 +85,10 @@ def validate_adapter_dir(name: str, path: Path, base_model: Any) -> AdapterFiles
         raise AdapterLoadError(f"{prefix}: {CONFIG_FILENAME} is missing")
     if not weights_file.is_file():
         raise AdapterLoadError(f"{prefix}: {WEIGHTS_FILENAME} is missing")
+    if base_identity is not None:
+        reason = mismatch(path, base_identity)
+        if reason:
+            raise AdapterLoadError(f"{prefix} belongs to another base model: {reason}")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

@@ -21,6 +21,7 @@ from haystack import component, default_from_dict, default_to_dict, logging
 from haystack.dataclasses import ChatMessage, ComponentInfo, StreamingChunk
 
 from retrieval.generation.adapters import AdapterLoadError, validate_adapter_dir
+from retrieval.generation.base_identity import BaseIdentity, identify_checkpoint
 from retrieval.generation.streaming import Cancel, generate_streaming
 from retrieval.generation.token_budget import fit_chat
 
@@ -70,6 +71,7 @@ class LocalChatGenerator:
         self._model: Any = None  # the PreTrainedModel, or the PeftModel wrapping it once an adapter is loaded
         self._base: Any = None
         self._tokenizer: Any = None
+        self._identity: BaseIdentity | None = None
         self._loaded: dict[str, Path] = {}
         self._active: str | None = None
         self._weights_lock = threading.Lock()
@@ -118,6 +120,14 @@ class LocalChatGenerator:
         self.activate_adapter(self.initial_adapter)
 
     @property
+    def base_identity(self) -> BaseIdentity:
+        """The loaded checkpoint's identity, computed once; adapters that record another are refused."""
+        self._require_warm()
+        if self._identity is None:
+            self._identity = identify_checkpoint(self.model_path, self._tokenizer)
+        return self._identity
+
+    @property
     def active_adapter(self) -> str | None:
         """The adapter the next generation will use (`None`: the base model)."""
         with self._state_lock:
@@ -140,7 +150,7 @@ class LocalChatGenerator:
             raise ValueError(
                 f"adapter name {name!r} is empty or already loaded; unload it or pick a new name"
             )
-        validate_adapter_dir(name, Path(path), self._base)
+        validate_adapter_dir(name, Path(path), self._base, self.base_identity)
         from peft import PeftModel  # heavy
 
         with self._weights_lock:

@@ -38,7 +38,7 @@ def promoted(
 
 
 def test_good_feedback_trains_sft_then_dpo_and_is_promoted(
-    promoted: tuple[Database, RunOutcome, Path],
+    promoted: tuple[Database, RunOutcome, Path], checkpoint_dir: Path
 ) -> None:
     database, outcome, home = promoted
     assert outcome.status == PROMOTED, outcome.message
@@ -62,9 +62,15 @@ def test_good_feedback_trains_sft_then_dpo_and_is_promoted(
         assert version.status == AdapterStatus.active and version.base_model == "smollm2-135m-instruct"
         assert version.metrics["gate"]["promote"] is True
         assert version.lineage["train"]["votes"] and version.lineage["eval"]["interactions"]
+        base_digest = version.lineage["base"]["sha256"]
         path, sha256 = Path(version.path), version.sha256
     assert path.parent == home / "adapters"
     registry.verify_adapter(path, sha256)
+    # The adapter names its base, so that no other base (same shapes or not) will load it.
+    from retrieval.generation.base_identity import identify_checkpoint, recorded_identity
+
+    assert recorded_identity(path) == identify_checkpoint(checkpoint_dir)
+    assert base_digest == identify_checkpoint(checkpoint_dir).digest
     assert not [item for item in path.parent.iterdir() if item.name.startswith(".")], "staging left behind"
 
 
