@@ -12,6 +12,8 @@ the same token-mean cross-entropy TRL computes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -93,3 +95,28 @@ def completion_sft_trainer_class() -> type:
 
     CompletionSFTTrainer.__module__ = __name__
     return CompletionSFTTrainer
+
+
+@contextmanager
+def compact_fused_head(device_type: str) -> Iterator[None]:
+    """
+    TRL's fused LM head (DPO, KTO) scoring only the labelled positions on a device without Triton.
+
+    TRL decides "score only the positions with a label" by asking whether Triton runs on the device;
+    off CUDA/XPU it scores every position so that a compiler sees fixed tile shapes. tanya does not
+    compile, so the answer-only path is exact and far cheaper: a 1,024-token DPO pair of Gemma 3
+    270M projects ~40 positions through its 262k-word head instead of ~2,000. Only that decision is
+    changed, in `trl.trainer.utils`; the kernels keep their own device check and run their torch
+    fallback. A TRL without the hook trains as before.
+    """
+    import trl.trainer.utils as trl_utils  # heavy
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or device_type in ("cuda", "xpu"):
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original

@@ -23,7 +23,7 @@ from typing import Any
 from transformers import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from alignment.completion_loss import completion_sft_trainer_class
+from alignment.completion_loss import compact_fused_head, completion_sft_trainer_class
 from alignment.config import AlignmentConfig
 from alignment.datasets import SplitRows
 from alignment.distributed import SINGLE, Processes
@@ -222,7 +222,8 @@ def train_adapter(
             processing_class=loaded.tokenizer,
             callbacks=[monitor.callback("dpo")],
         )
-        _run(trainer, "dpo", result, scratch if config.checkpoint_steps else None)
+        with compact_fused_head(config.device):
+            _run(trainer, "dpo", result, scratch if config.checkpoint_steps else None)
         model = _hand_over(trainer, "dpo", scratch, processes, reload)
 
     if plan.kto:
@@ -239,7 +240,8 @@ def train_adapter(
             processing_class=loaded.tokenizer,
             callbacks=[monitor.callback("kto")],
         )
-        _run(trainer, "kto", result, scratch if config.checkpoint_steps else None)
+        with compact_fused_head(config.device):
+            _run(trainer, "kto", result, scratch if config.checkpoint_steps else None)
         model = _hand_over(trainer, "kto", scratch, processes, reload)
 
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@
     .venv/bin/python benchmarks/train_step_cpu.py --base gemma3-270m --stages sft --batch 1 \
         --runs 1024:2:bf16 1024:2:bf16:trl-head 1024:2 --name train_step_cpu_gemma
 
-``:trl-head`` trains SFT with TRL's own ``SFTTrainer``, whose LM head scores every position off CUDA,
-instead of tanya's answer-only head (``alignment.completion_loss``), to compare the two in one run.
+``:trl-head`` trains with TRL's own ``SFTTrainer`` and fused DPO/KTO head, which score every position off
+CUDA, instead of tanya's answer-only heads (``alignment.completion_loss``), to compare them in one run.
 
 Runs the same code as ``tanya retrain`` (alignment.train.train_adapter with the CPU defaults: fp32,
 LoRA r=16 on all linear layers) on synthetic rows whose prompt + answer fill the given token length,
@@ -81,10 +81,13 @@ def measure(
     """One length in this process: train each of ``stages`` for ``steps + 1`` steps."""
     import alignment.train
 
-    if trl_head:  # TRL's own SFTTrainer, whose LM head scores every position off CUDA
+    if trl_head:  # TRL's own SFTTrainer and fused head, which score every position off CUDA
+        from contextlib import nullcontext
+
         from trl import SFTTrainer
 
         alignment.train.completion_sft_trainer_class = lambda: SFTTrainer
+        alignment.train.compact_fused_head = lambda device: nullcontext()
     from alignment.config import AlignmentConfig
     from alignment.datasets import SplitRows
     from alignment.model import load_base_model, resolve_config
@@ -140,7 +143,7 @@ def measure(
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": __import__("torch").get_num_threads(),
         "precision": "bf16 autocast (cpu_bf16)" if bf16 else "fp32",
-        "sft_lm_head": "TRL's (every position)" if trl_head else "tanya's (answer positions only)",
+        "lm_head": "TRL's (every position)" if trl_head else "tanya's (answer positions only)",
         "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "targets": config.target_modules},
     }
 

@@ -89,3 +89,45 @@ def test_a_token_count_from_the_whole_accumulated_batch_divides_the_sum() -> Non
     mean, _ = completion_loss(model, batch)
     summed_over_18, _ = completion_loss(model, batch, num_items_in_batch=18)
     assert summed_over_18.item() == pytest.approx(mean.item() * 9 / 18, rel=1e-5)
+
+
+@pytest.mark.parametrize("outputs", [("log_probs",), ("log_probs", "entropy", "mean_logits", "is_top1")])
+def test_trls_fused_head_compacted_on_the_cpu_gives_the_same_log_probs(outputs: tuple[str, ...]) -> None:
+    """DPO and KTO go through TRL's fused head; answer-only scoring must not change what it returns."""
+    import trl.trainer.utils as trl_utils
+    from trl.trainer.utils import add_fused_lm_head
+
+    from alignment.completion_loss import compact_fused_head
+
+    model = _tiny_gemma3()
+    add_fused_lm_head(model, outputs=outputs)
+    batch = _batch()
+
+    def run() -> Any:
+        return model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            fused_lm_head=True,
+        )
+
+    def gradients(output: Any) -> list[Any]:
+        model.zero_grad()
+        output.loss.backward(retain_graph=True)
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    everywhere = run()
+    full_gradients = gradients(everywhere)
+    with compact_fused_head("cpu"):
+        assert trl_utils._use_triton(torch.device("cpu")) is True
+        compacted = run()
+        compact_gradients = gradients(compacted)
+    assert len(compact_gradients) == len(full_gradients) > 0
+    for ours, theirs in zip(compact_gradients, full_gradients, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert trl_utils._use_triton(torch.device("cpu")) is False  # restored
+    for name in outputs:
+        torch.testing.assert_close(getattr(compacted, name), getattr(everywhere, name), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(compacted.loss, everywhere.loss)
+    with compact_fused_head("cuda"):  # where TRL compacts already, nothing is changed
+        assert trl_utils._use_triton(torch.device("cpu")) is False
