@@ -79,3 +79,21 @@ def make_adapter(checkpoint_dir: Path) -> AdapterFactory:
         return folder
 
     return make
+
+
+def train_sft_rows(checkpoint_dir: Path, folder: Path, chat: ChatFormat, **overrides: Any) -> Any:
+    """A few SFT steps on four copies of one short grounded row, with `tiny_config(**overrides)`."""
+    from alignment.datasets import SplitRows
+    from alignment.model import load_base_model, resolve_config
+    from alignment.progress import RunMonitor, TrainingLog
+    from alignment.train import StagePlan, train_adapter
+
+    config = resolve_config(tiny_config(torch_threads=1, max_length=96, **overrides), checkpoint_dir)
+    loaded = load_base_model(checkpoint_dir, config)
+    prompt = chat.prompt([{"role": "user", "content": "How do I withdraw my vote?"}])
+    rows = SplitRows(
+        sft=[{"prompt": prompt, "completion": chat.completion("Run tanya feedback 12 none.")}] * 4
+    )
+    plan = StagePlan(sft=True, dpo=False, kto=False, kto_rows="", reason="test")
+    with RunMonitor(TrainingLog(None), show=False) as monitor:
+        return train_adapter(loaded, rows, config, plan, folder, monitor)

@@ -135,3 +135,27 @@ def register_staged(
 def activate(database: Database, version_id: int) -> None:
     with database.session() as session:
         registry.activate_version(session, version_id)
+
+
+def answers_before_and_after(
+    checkpoint: Path, adapter_name: str, adapter_path: Path, max_new_tokens: int = 24
+):  # type: ignore[no-untyped-def]
+    """The first regression question answered in-process by the bare base, then with the adapter."""
+    from haystack.dataclasses import ChatMessage
+
+    from alignment.regression import load_regression_set
+    from retrieval.generation.local import LocalChatGenerator
+
+    item = load_regression_set()[0]
+    messages = [
+        ChatMessage.from_system(m["content"])
+        if m["role"] == "system"
+        else ChatMessage.from_user(m["content"])
+        for m in grounded_messages(item["question"], [("feedback", item["context"])])
+    ]
+    generator = LocalChatGenerator(model_path=checkpoint, max_new_tokens=max_new_tokens, torch_threads=1)
+    generator.warm_up()
+    base = generator.run(messages)["replies"][0]
+    generator.load_adapter(adapter_name, adapter_path)
+    generator.activate_adapter(adapter_name)
+    return base, generator.run(messages)["replies"][0]

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from alignment.pipeline import PROMOTED, RunPaths, retrain
-from alignment.regression import grounded_messages, load_regression_set
 from storage import Database
 from tests.alignment.conftest import tiny_config
-from tests.alignment.seed import seed_good_feedback
+from tests.alignment.seed import answers_before_and_after, seed_good_feedback
 
 pytestmark = pytest.mark.model
 
@@ -71,10 +70,6 @@ def tiny_checkpoint(
 
 
 def test_retrain_promotes_an_adapter_that_changes_the_answers(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from haystack.dataclasses import ChatMessage
-
-    from retrieval.generation.local import LocalChatGenerator
-
     database = Database.open(f"sqlite:///{tmp_path / 'tanya.db'}")
     try:
         seed_good_feedback(database)
@@ -90,18 +85,6 @@ def test_retrain_promotes_an_adapter_that_changes_the_answers(tiny_checkpoint: P
     finally:
         database.dispose()
     assert outcome.status == PROMOTED, outcome.message
-    item = load_regression_set()[0]
-    messages = [
-        ChatMessage.from_system(m["content"])
-        if m["role"] == "system"
-        else ChatMessage.from_user(m["content"])
-        for m in grounded_messages(item["question"], [("feedback", item["context"])])
-    ]
-    generator = LocalChatGenerator(model_path=tiny_checkpoint, max_new_tokens=12, torch_threads=1)
-    generator.warm_up()
-    base = generator.run(messages)["replies"][0]
-    generator.load_adapter(outcome.adapter_name, outcome.adapter_path)
-    generator.activate_adapter(outcome.adapter_name)
-    tuned = generator.run(messages)["replies"][0]
+    base, tuned = answers_before_and_after(tiny_checkpoint, outcome.adapter_name, outcome.adapter_path, 12)
     assert tuned.meta["adapter"] == outcome.adapter_name
     assert tuned.text != base.text

@@ -7,25 +7,14 @@ from typing import Any
 
 import pytest
 
-from alignment.datasets import SplitRows
-from alignment.model import load_base_model, resolve_config
-from alignment.progress import RunMonitor, TrainingLog
-from alignment.train import StagePlan, TrainResult, train_adapter
-from tests.alignment.conftest import tiny_config
+from alignment.train import TrainResult
+from tests.alignment.conftest import train_sft_rows
 
 pytestmark = pytest.mark.model
 
 
 def _train(checkpoint_dir: Path, folder: Path, chat: Any, *, cpu_bf16: bool) -> TrainResult:
-    config = resolve_config(tiny_config(cpu_bf16=cpu_bf16, torch_threads=1, max_length=96), checkpoint_dir)
-    loaded = load_base_model(checkpoint_dir, config)
-    prompt = chat.prompt([{"role": "user", "content": "How do I withdraw my vote?"}])
-    rows = SplitRows(
-        sft=[{"prompt": prompt, "completion": chat.completion("Run tanya feedback 12 none.")}] * 4
-    )
-    plan = StagePlan(sft=True, dpo=False, kto=False, kto_rows="", reason="test")
-    with RunMonitor(TrainingLog(None), show=False) as monitor:
-        return train_adapter(loaded, rows, config, plan, folder, monitor)
+    return train_sft_rows(checkpoint_dir, folder, chat, cpu_bf16=cpu_bf16)
 
 
 def test_bf16_autocast_on_cpu_trains_fp32_lora_weights(

@@ -14,11 +14,10 @@ import pytest
 
 from alignment import registry
 from alignment.pipeline import NOT_ENOUGH_FEEDBACK, PROMOTED, REFUSED, REJECTED, RunOutcome, RunPaths, retrain
-from alignment.regression import grounded_messages, load_regression_set
 from storage import AdapterStatus, AdapterVersion, Database
 from storage.stats import active_adapter
 from tests.alignment.conftest import tiny_config
-from tests.alignment.seed import ask, seed_good_feedback, seed_poisoned_feedback
+from tests.alignment.seed import answers_before_and_after, ask, seed_good_feedback, seed_poisoned_feedback
 
 pytestmark = pytest.mark.model
 
@@ -90,24 +89,8 @@ def test_the_run_leaves_a_plot_summary_and_training_log(promoted: tuple[Database
 def test_the_promoted_adapter_changes_the_answers(
     promoted: tuple[Database, RunOutcome, Path], checkpoint_dir: Path
 ) -> None:
-    from haystack.dataclasses import ChatMessage
-
-    from retrieval.generation.local import LocalChatGenerator
-
     _, outcome, _ = promoted
-    item = load_regression_set()[0]
-    messages = [
-        ChatMessage.from_system(m["content"])
-        if m["role"] == "system"
-        else ChatMessage.from_user(m["content"])
-        for m in grounded_messages(item["question"], [("feedback", item["context"])])
-    ]
-    generator = LocalChatGenerator(model_path=checkpoint_dir, max_new_tokens=24, torch_threads=1)
-    generator.warm_up()
-    base = generator.run(messages)["replies"][0]
-    generator.load_adapter(outcome.adapter_name, outcome.adapter_path)
-    generator.activate_adapter(outcome.adapter_name)
-    tuned = generator.run(messages)["replies"][0]
+    base, tuned = answers_before_and_after(checkpoint_dir, outcome.adapter_name, outcome.adapter_path)
     assert tuned.meta["adapter"] == outcome.adapter_name
     assert tuned.text != base.text
 

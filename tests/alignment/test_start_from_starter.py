@@ -10,12 +10,8 @@ import pytest
 
 from alignment import registry
 from alignment.config import AlignmentConfig
-from alignment.datasets import SplitRows
-from alignment.model import load_base_model, resolve_config
-from alignment.progress import RunMonitor, TrainingLog
 from alignment.starter import STARTERS_DIR, starting_adapter
-from alignment.train import StagePlan, train_adapter
-from tests.alignment.conftest import tiny_config
+from tests.alignment.conftest import train_sft_rows
 from tests.alignment.test_starter import BASE, package_starter
 
 
@@ -26,15 +22,7 @@ def _lora_weights(folder: Path) -> dict[str, Any]:
 
 
 def _train(checkpoint_dir: Path, folder: Path, chat: Any, **overrides: Any) -> None:
-    config = resolve_config(tiny_config(torch_threads=1, max_length=96, **overrides), checkpoint_dir)
-    loaded = load_base_model(checkpoint_dir, config)
-    prompt = chat.prompt([{"role": "user", "content": "How do I withdraw my vote?"}])
-    rows = SplitRows(
-        sft=[{"prompt": prompt, "completion": chat.completion("Run tanya feedback 12 none.")}] * 4
-    )
-    plan = StagePlan(sft=True, dpo=False, kto=False, kto_rows="", reason="test")
-    with RunMonitor(TrainingLog(None), show=False) as monitor:
-        train_adapter(loaded, rows, config, plan, folder, monitor)
+    train_sft_rows(checkpoint_dir, folder, chat, **overrides)
 
 
 @pytest.mark.model
