@@ -79,11 +79,8 @@ def starting_adapter(
     if config.start_from != "starter" or config.initial_adapter:
         return config
     starter = packaged_starter(base_model.name, starters_dir)
-    if starter is None:
-        log.warning(
-            "start_from=starter, but no starter adapter ships for %s: training a fresh adapter",
-            base_model.name,
-        )
+    if starter is None:  # most bases ship none: nothing to continue from, nothing to warn about
+        log.info("no starter adapter ships for %s: training a fresh adapter", base_model.name)
         return config
     try:
         registry.verify_adapter(starter.folder, starter.sha256)

@@ -154,8 +154,8 @@ class Settings(BaseSettings):
         description="CPU training with bf16 autocast: faster on CPUs with native bf16 (AVX512-BF16, AMX).",
     )
     train_from: Literal["base", "starter"] = Field(
-        default="base",
-        description="Each retrain trains a fresh adapter on the bare base, or continues from the shipped starter.",
+        default="starter",
+        description="Each retrain continues from the shipped starter adapter (if the base has one), or trains a fresh adapter.",
     )
     train_min_answers: int = Field(
         default=8, ge=1, description="Fewer 👍 answers + corrections than this: 'not enough feedback yet'."

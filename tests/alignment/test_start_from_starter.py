@@ -56,12 +56,13 @@ def test_start_from_picks_the_shipped_starter_only_when_asked_and_intact(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = tmp_path / "models" / BASE
-    assert starting_adapter(AlignmentConfig(), base) == AlignmentConfig()  # start_from="base"
-    chosen = starting_adapter(AlignmentConfig(start_from="starter"), base)
+    fresh = AlignmentConfig(start_from="base")
+    assert starting_adapter(fresh, base) == fresh
+    chosen = starting_adapter(AlignmentConfig(), base)  # the default continues from the starter
     assert chosen.initial_adapter == str(STARTERS_DIR / BASE)
     explicit = AlignmentConfig(start_from="starter", initial_adapter="/somewhere")
     assert starting_adapter(explicit, base).initial_adapter == "/somewhere"
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         other = starting_adapter(AlignmentConfig(start_from="starter"), tmp_path / "smollm2-135m-instruct")
         assert other.initial_adapter is None
         starters = tmp_path / "starters"
