@@ -176,7 +176,7 @@ def retrain(
             "lineage": lineage,
             "seconds": round(time.time() - started, 1),
         }
-        identity = identify_checkpoint(paths.base_model)
+        identity = identify_checkpoint(paths.base_model, chat.tokenizer)  # the tokenizer loaded above
         write_identity(staging, identity)
         summary["base"] = identity.to_json()
         lineage = {**lineage, "base": identity.to_json()}
