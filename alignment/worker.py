@@ -259,16 +259,24 @@ class Worker:
 
 
 def retrain_runner(
-    database: Database, config: AlignmentConfig, paths: RunPaths, *, show_progress: bool = False
+    database: Database,
+    config: AlignmentConfig,
+    paths: RunPaths | Callable[[], RunPaths],
+    *,
+    show_progress: bool = False,
 ) -> JobRunner:
-    """The runner a worker uses: ``retrain`` with the job's ``config["training"]`` overrides applied."""
+    """The runner a worker uses: ``retrain`` with the job's ``config["training"]`` overrides applied.
+
+    :param paths: the run's paths, or a function that finds them for each job: a check in it (that a
+        server still serves the base model, say) then stops a job before anything is trained.
+    """
 
     def run(job: TrainingJob, hook: Callable[[dict[str, Any]], None]) -> RunOutcome:
         overrides = dict((job.config or {}).get("training") or {})
         return retrain(
             database,
             config.with_overrides(overrides),
-            paths,
+            paths() if callable(paths) else paths,
             job_id=job.id,
             hook=hook,
             show_progress=show_progress,

@@ -8,6 +8,10 @@ from storage import DatabaseError
 from storage.feedback import UnknownInteractionError
 
 
+class InputError(ValueError):
+    """Input a person can fix; the message is shown to them as is."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Resolved lazily: importing retrieval pulls in Haystack, which ``tanya db upgrade`` does not need."""
     found: list[type[BaseException]] = [

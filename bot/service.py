@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapter_sync import AdapterSync
+from bot.base_model import ServedBaseGuard, base_model, base_model_spec, is_served
+from bot.errors import InputError
 from bot.observability import metrics
 from bot.outbox import Outbox
 from bot.settings import Settings
 from retrieval.answering.checks import AnswerChange, Change
 from retrieval.answering.excerpt import best_excerpt
 from retrieval.config import RetrievalConfig
-from retrieval.generation.bundled_models import DEFAULT_MODEL
 from storage import ChannelKind, Database
 from storage.database import is_unavailable
 from storage.feedback import add_correction, set_vote, withdraw_vote
@@ -36,10 +37,6 @@ NOT_SAVED_YET = (
     "My database is unavailable just now: this answer will be saved, and 👍/👎 on it counted, "
     "as soon as it is back."
 )
-
-
-class InputError(ValueError):
-    """Input a person can fix; the message is shown to them as is."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +127,7 @@ class Tanya:
         self.settings = settings
         self._database = database
         self._adapters = AdapterSync(server_adapters_dir=settings.server_adapters_dir)
+        self._served_base = ServedBaseGuard(settings)
         self._starter_checked = False
 
     # -- components -------------------------------------------------------------------------------
@@ -176,16 +174,20 @@ class Tanya:
         from retrieval.generation.factory import make_chat_generator  # heavy
 
         key = self.settings.generator_api_key
-        served = self.settings.generator.startswith(("http://", "https://"))
-        local_options = {} if served else {"repetition_penalty": self.settings.repetition_penalty}
-        return make_chat_generator(
-            self.settings.generator,
-            model_cache_dir=self.settings.models_dir,
-            model_name=self.settings.generator_model,
-            api_key=key.get_secret_value() if key else None,
-            max_new_tokens=self.settings.max_new_tokens,
-            **local_options,
-        )
+        options: dict[str, Any] = {"max_new_tokens": self.settings.max_new_tokens}
+        if is_served(self.settings):
+            spec = self.settings.generator.strip()
+            verdict = self._served_base.verdict()
+            served = verdict.model.id if verdict.model is not None else verdict.fallback
+            options["model_name"] = self.settings.generator_model or served or base_model(self.settings).label
+            options["api_key"] = key.get_secret_value() if key else None
+        else:
+            spec = base_model_spec(self.settings)
+            options["repetition_penalty"] = self.settings.repetition_penalty
+        try:
+            return make_chat_generator(spec, model_cache_dir=self.settings.models_dir, **options)
+        except ValueError as exc:  # an unknown model name: the message says what is accepted
+            raise InputError(str(exc)) from None
 
     @cached_property
     def rag(self):  # type: ignore[no-untyped-def]
@@ -348,7 +350,13 @@ class Tanya:
         stats["documents"] = count_documents(self.document_store)
         stats["database"] = self.database.description
         stats["document_store"] = self.settings.document_store or str(self.settings.index_dir)
-        stats["generator"] = self.settings.generator or f"bundled {DEFAULT_MODEL.name}"
+        base = base_model(self.settings)
+        stats["base_model"] = base.label
+        if is_served(self.settings):
+            stats["generator"] = self.settings.generator
+            stats["served_base"] = self._served_base.describe()
+        else:
+            stats["generator"] = f"bundled {base.aliases[-1]}" if base.aliases else str(base.folder)
         return stats
 
     # -- internals --------------------------------------------------------------------------------
@@ -394,8 +402,8 @@ class Tanya:
         from alignment.starter import install_starter  # heavy
         from retrieval.generation.bundled_models import BUNDLED_MODELS, bundled_model  # heavy
 
-        spec = self.settings.generator.strip()
-        if spec in ("", "local") or spec in BUNDLED_MODELS:
+        spec = base_model_spec(self.settings)
+        if not is_served(self.settings) and (spec in BUNDLED_MODELS or not spec):
             try:
                 with session.begin_nested():
                     install_starter(session, self.settings.adapters_dir, bundled_model(spec).name)
@@ -411,6 +419,12 @@ class Tanya:
         generator = self.generator
         if not hasattr(generator, "load_adapter"):
             return
+        if is_served(self.settings):
+            verdict = self._served_base.verdict()
+            if not verdict.matches:
+                return  # another base, or not known yet: no adapter is loaded or activated on it
+            if self.settings.generator_model is None and verdict.model is not None:
+                generator.model = verdict.model.id  # the server answered after the generator was built
         try:
             with self.database.session() as session:
                 self._install_starter(session)

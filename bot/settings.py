@@ -60,16 +60,28 @@ class Settings(BaseSettings):
     min_similarity: float | None = Field(
         default=None, ge=-1, le=1, description="Relevance gate: best cosine similarity a search needs."
     )
+    base_model: str = Field(
+        default="",
+        description=(
+            "The base model, named once: a bundled model's name (gemma3-270m, smollm2-135m-instruct) or a "
+            "transformers checkpoint folder. It is what in-process answers load, what retrains train, and "
+            "what an OpenAI-compatible server (TANYA_GENERATOR=http…) must serve. Empty: the model "
+            "TANYA_GENERATOR names, else the bundled Gemma 3 270M."
+        ),
+    )
     generator: str = Field(
         default="",
         description=(
-            "Empty for the bundled multilingual Gemma 3 270M with its starter adapter; "
-            "'smollm2-135m-instruct' for the bundled English-only SmolLM2; a transformers checkpoint "
-            "folder; or an OpenAI-compatible base URL (…/v1)."
+            "Where answers come from. Empty or 'local': TANYA_BASE_MODEL in this process (the bundled "
+            "multilingual Gemma 3 270M with its starter adapter by default); an OpenAI-compatible base URL "
+            "(…/v1) such as vLLM serving TANYA_BASE_MODEL. A bundled model's name or a checkpoint folder "
+            "here still works and means TANYA_BASE_MODEL."
         ),
     )
     generator_model: str | None = Field(
-        default=None, description="Model name on the OpenAI-compatible server."
+        default=None,
+        description="Model name on the OpenAI-compatible server. Unset: the served base model that is "
+        "TANYA_BASE_MODEL, as the server's /v1/models lists it.",
     )
     generator_api_key: SecretStr | None = Field(default=None, description="API key for that server, if any.")
     max_new_tokens: int = Field(default=200, ge=16, le=4096, description="Longest answer, in tokens.")

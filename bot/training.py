@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alignment.config import AlignmentConfig
+from bot.base_model import base_checkpoint, is_served, require_served_base
 from bot.settings import Settings
 
 LAUNCH_MODULE = "bot.train_launch"
@@ -33,7 +34,7 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
         min_sft_rows=settings.train_min_answers,
         gate_margin=settings.gate_margin,
         regression_tolerance=settings.gate_regression_tolerance,
-        served_max_lora_rank=settings.server_max_lora_rank if _served(settings) else None,
+        served_max_lora_rank=settings.server_max_lora_rank if is_served(settings) else None,
     )
     worker_config = WorkerConfig(
         poll_seconds=settings.worker_poll_seconds,
@@ -48,21 +49,11 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
     return config, worker_config, paths
 
 
-def _served(settings: Settings) -> bool:
-    return settings.generator.strip().startswith(("http://", "https://"))
-
-
 def training_base(settings: Settings) -> Path:
-    """The checkpoint adapters are trained on: the one the bot answers with (a folder, or a bundled model
-    by name); the default bundled model when answers come from a server."""
-    from retrieval.generation.checkpoint import ensure_checkpoint  # heavy
-
-    generator = settings.generator.strip()
-    if generator and Path(generator).expanduser().is_dir():
-        return Path(generator).expanduser()
-    if _served(settings):
-        generator = ""
-    return ensure_checkpoint(settings.models_dir, generator)
+    """The checkpoint adapters are trained on: TANYA_BASE_MODEL (``bot.base_model``), after checking that
+    a server answers with that very base; a server serving another base stops the run here."""
+    require_served_base(settings)
+    return base_checkpoint(settings)
 
 
 def launch_command(launcher: str, job_id: int, result: Path) -> list[str]:

@@ -17,6 +17,7 @@ import typer
 
 from alignment.config import AlignmentConfig
 from alignment.registry import AdapterIntegrityError, RegistryError, activate_version, list_versions, rollback
+from bot.base_model import require_served_base
 from bot.cli import console as out
 from bot.cli.application import EXIT_FAILURE, app, cli_user, friendly_errors, make_service, report_error, say
 from bot.observability.worker_metrics import instrument_runner, serve_worker_metrics
@@ -87,7 +88,7 @@ def retrain(
         if claimed is not None:
             session.expunge(claimed)
     if claimed is not None:
-        runner = retrain_runner(service.database, config, paths(), show_progress=out.errors.is_terminal)
+        runner = retrain_runner(service.database, config, paths, show_progress=out.errors.is_terminal)
         finished = Worker(service.database, runner, worker_config).run_claimed(claimed)
         _print_job(finished)
         if claimed.id == job_id:
@@ -121,7 +122,11 @@ def worker(
     if settings.train_launcher:  # each job as `<launcher> -m bot.train_launch` (several GPUs)
         runner = launcher_runner(settings.train_launcher)
     else:
-        runner = retrain_runner(service.database, config, paths(), show_progress=out.errors.is_terminal)
+        runner = retrain_runner(service.database, config, paths, show_progress=out.errors.is_terminal)
+    try:  # said at start-up, and again by every job it stops
+        require_served_base(settings)
+    except InputError as exc:
+        out.error(str(exc))
     job_worker = Worker(
         service.database,
         instrument_runner(runner),

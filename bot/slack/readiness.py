@@ -44,7 +44,10 @@ def generator_status(service: Tanya, *, timeout: float = 2.0) -> str:
     base = service.settings.generator
     if not base.startswith(("http://", "https://")):
         return OK  # the bundled model is in this process: loaded is ready
-    request = urllib.request.Request(base.rstrip("/") + "/models", method="GET")
+    from retrieval.generation.served import with_v1  # heavy
+
+    base = with_v1(base.strip())  # a URL without a path means its /v1, as for answers
+    request = urllib.request.Request(base + "/models", method="GET")
     key = service.settings.generator_api_key
     if key is not None:
         request.add_header("Authorization", f"Bearer {key.get_secret_value()}")

