@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from alignment.gpu_plan import GpuPlan, learning_rate
 from retrieval.generation.served_adapter_rules import check_max_lora_rank
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -144,8 +145,47 @@ class AlignmentConfig:
             "slower where it does not. Off by default: the published closed-loop numbers are fp32."
         },
     )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Steps accumulated per optimizer update."}
+    gradient_accumulation_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Steps accumulated per optimizer update. None: 1 on CPU; on CUDA, 16 rows per update."
+        },
+    )
+    preference_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Rows per device step for DPO and KTO. None: the SFT batch on CPU; half of it on CUDA "
+            "(DPO's step holds chosen and rejected answers)."
+        },
+    )
+    gpu_memory_gib: float | None = field(
+        default=None,
+        metadata={
+            "help": "CUDA: GPU memory (GiB) this run may use; the batch and length are sized to fit it "
+            "(alignment/gpu_plan.py) and the process is capped there, so that an estimate gone wrong fails "
+            "this run, not a vLLM server on the same card. None: the card's free memory at the start."
+        },
+    )
+    optimizer: str | None = field(
+        default=None,
+        metadata={
+            "help": "transformers optim name. None: paged_adamw_8bit for QLoRA (optimizer states page to CPU "
+            "memory under pressure), adamw_torch_fused otherwise (transformers' default)."
+        },
+    )
+    liger_kernels: bool | None = field(
+        default=None,
+        metadata={
+            "help": "CUDA: Liger's Triton kernels for RMSNorm, RoPE and SwiGLU (use_liger_kernel). None: on "
+            "when the liger-kernel package is installed (pip install 'tanya[gpu]')."
+        },
+    )
+    sft_packing: bool | None = field(
+        default=None,
+        metadata={
+            "help": "CUDA: pack SFT rows into full-length sequences (TRL's best-fit packing, padding-free), "
+            "which needs FlashAttention to keep packed rows apart. None: on when flash-attn is installed."
+        },
     )
     sft_epochs: float = field(default=3.0, metadata={"help": "Passes over the SFT rows."})
     sft_learning_rate: float | None = field(
@@ -245,6 +285,8 @@ class AlignmentConfig:
             )
         if self.served_max_lora_rank is not None:
             check_max_lora_rank(self.served_max_lora_rank)
+        if self.gpu_memory_gib is not None and self.gpu_memory_gib <= 0:
+            raise ValueError("gpu_memory_gib must be positive (or None: the card's free memory)")
         if self.checkpoint_steps < 0:
             raise ValueError("checkpoint_steps must be 0 (off) or positive")
         if self.min_sft_rows < 1 or self.min_dpo_pairs < 1 or self.min_kto_rows < 2:
@@ -260,28 +302,62 @@ class AlignmentConfig:
             raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
         return replace(self, **overrides)
 
-    def resolved(self, *, num_parameters: int, cuda: bool) -> AlignmentConfig:
-        """Fill every ``None`` with the default for this model size and device."""
-        small = num_parameters < 500_000_000
-        rank = self.lora_r or (16 if small else 32)
-        if self.lora_r is None and self.served_max_lora_rank:
-            rank = min(rank, self.served_max_lora_rank)
-        sft_lr = self.sft_learning_rate or (2e-4 if small else 1e-4)
+    def resolved(
+        self,
+        *,
+        num_parameters: int,
+        cuda: bool,
+        gpu_plan: GpuPlan | None = None,
+        installed: frozenset[str] = frozenset(),
+    ) -> AlignmentConfig:
+        """Fill every ``None`` with the default for this model size and device.
+
+        :param gpu_plan: on CUDA, the batch and length that fit the card (``alignment.gpu_plan``).
+        :param installed: which optional packages are importable ("bitsandbytes", "liger_kernel", "flash_attn").
+        """
+        rank = self.default_rank(num_parameters)
+        sft_lr = self.sft_learning_rate or learning_rate(num_parameters)
+        quantize = cuda if self.quantize_4bit is None else self.quantize_4bit
+        batch = self.batch_size or (gpu_plan.batch_size if gpu_plan else 8 if cuda else 2)
+        if cuda:
+            optimizer = (
+                "paged_adamw_8bit" if quantize and "bitsandbytes" in installed else "adamw_torch_fused"
+            )
+            pref_batch = (
+                gpu_plan.preference_batch_size if gpu_plan and not self.batch_size else max(1, batch // 2)
+            )
+            accumulation = gpu_plan.gradient_accumulation_steps if gpu_plan else max(1, 16 // batch)
+        else:
+            optimizer, pref_batch, accumulation = "adamw_torch_fused", batch, 1
         return replace(
             self,
             device="cuda" if cuda else "cpu",
-            quantize_4bit=cuda if self.quantize_4bit is None else self.quantize_4bit,
+            quantize_4bit=quantize,
             lora_r=rank,
             lora_alpha=self.lora_alpha or 2 * rank,
             sft_learning_rate=sft_lr,
             preference_learning_rate=self.preference_learning_rate or sft_lr / 2,
-            batch_size=self.batch_size or (8 if cuda else 2),
-            max_length=self.max_length or (2048 if cuda else 1024),
+            batch_size=batch,
+            preference_batch_size=self.preference_batch_size or pref_batch,
+            gradient_accumulation_steps=self.gradient_accumulation_steps or accumulation,
+            max_length=self.max_length or (gpu_plan.max_length if gpu_plan else 2048 if cuda else 1024),
+            optimizer=self.optimizer or optimizer,
+            liger_kernels=cuda
+            and ("liger_kernel" in installed if self.liger_kernels is None else self.liger_kernels),
+            sft_packing=cuda
+            and ("flash_attn" in installed if self.sft_packing is None else self.sft_packing),
             gradient_checkpointing=cuda
             if self.gradient_checkpointing is None
             else self.gradient_checkpointing,
             torch_threads=self.torch_threads or (None if cuda else max(1, (os.cpu_count() or 2) - 1)),
         )
+
+    def default_rank(self, num_parameters: int) -> int:
+        """The LoRA rank: as set, else 16 below 500M parameters and 32 above, within the server's limit."""
+        rank = self.lora_r or (16 if num_parameters < 500_000_000 else 32)
+        if self.lora_r is None and self.served_max_lora_rank:
+            rank = min(rank, self.served_max_lora_rank)
+        return rank
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ from typing import Any
 
 from alignment.config import AlignmentConfig
 from alignment.distributed import SINGLE, Processes
+from alignment.gpu_plan import GIB, plan_qlora
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,36 @@ def resolve_config(config: AlignmentConfig, model_path: Path) -> AlignmentConfig
     cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
     if config.device == "cuda" and not cuda_available():
         raise RuntimeError("device=cuda was asked for, but torch sees no CUDA device")
-    return config.resolved(num_parameters=estimate_parameters(model_config), cuda=cuda)
+    parameters = estimate_parameters(model_config)
+    installed = installed_extras()
+    plan = None
+    if cuda:
+        quantized = config.quantize_4bit if config.quantize_4bit is not None else True
+        plan = plan_qlora(
+            getattr(model_config, "text_config", model_config),
+            config.gpu_memory_gib or free_gpu_gib(),
+            rank=config.default_rank(parameters),
+            fused_head=True,  # TRL 1.16 fuses the LM head with the loss on CUDA (trl.trainer.utils)
+            quantized=quantized,
+        )
+        log.info("GPU plan: %s", plan.describe())
+    return config.resolved(num_parameters=parameters, cuda=cuda, gpu_plan=plan, installed=installed)
+
+
+def installed_extras() -> frozenset[str]:
+    """The optional GPU packages importable here (``tanya[gpu]``), found without importing them."""
+    import importlib.util  # heavy
+
+    names = ("bitsandbytes", "liger_kernel", "flash_attn")
+    return frozenset(name for name in names if importlib.util.find_spec(name) is not None)
+
+
+def free_gpu_gib() -> float:
+    """Free memory on the current CUDA device, in GiB: what is left beside a server already on the card."""
+    import torch  # heavy
+
+    free, _ = torch.cuda.mem_get_info()
+    return free / GIB
 
 
 def estimate_parameters(model_config: Any) -> int:
@@ -83,8 +113,13 @@ def load_base_model(model_path: Path, config: AlignmentConfig, processes: Proces
         torch.set_num_threads(config.torch_threads)
     tokenizer = load_tokenizer(model_path)
     if config.device == "cuda":
+        if config.gpu_memory_gib:  # past this the run fails, not the server sharing the card
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, config.gpu_memory_gib * GIB / total))
         sharded = processes.sharding != "none"
         kwargs: dict[str, Any] = {"dtype": torch.bfloat16, "device_map": processes.cuda_device_map()}
+        if config.sft_packing:  # packed rows stay apart only with FlashAttention's variable-length kernels
+            kwargs["attn_implementation"] = "flash_attention_2"
         if config.quantize_4bit:
             from transformers import BitsAndBytesConfig  # heavy
 

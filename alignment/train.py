@@ -118,7 +118,9 @@ def _common_args(
         "max_steps": max_steps,
         "learning_rate": lr,
         "per_device_train_batch_size": int(config.batch_size or 2),
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "gradient_accumulation_steps": int(config.gradient_accumulation_steps or 1),
+        "optim": config.optimizer or "adamw_torch_fused",
+        **({"use_liger_kernel": True} if config.liger_kernels else {}),
         "lr_scheduler_type": "cosine",
         "warmup_steps": 0,
         "logging_steps": 1,
@@ -195,6 +197,7 @@ def train_adapter(
             config, scratch, config.sft_epochs, config.sft_max_steps, float(config.sft_learning_rate or 2e-4)
         ),
         completion_only_loss=True,
+        **({"packing": True, "packing_strategy": "bfd"} if config.sft_packing else {}),
     )
     model, peft_config = _sft_starting_point(loaded.model, config)
     trainer: Any = completion_sft_trainer_class()(
@@ -214,6 +217,9 @@ def train_adapter(
 
     if plan.dpo:
         dpo_args = DPOConfig(**_common_args(config, scratch, *pref), beta=config.beta)
+        dpo_args.per_device_train_batch_size = int(
+            config.preference_batch_size or dpo_args.per_device_train_batch_size
+        )
         trainer = DPOTrainer(
             model=model,
             ref_model=None,
@@ -229,9 +235,9 @@ def train_adapter(
     if plan.kto:
         rows = train.kto if plan.kto_rows == "unpaired" else train.kto + split_pairs(train.dpo)
         kto_args = KTOConfig(**_common_args(config, scratch, *pref), beta=config.beta)
-        kto_args.per_device_train_batch_size = max(
-            2, kto_args.per_device_train_batch_size
-        )  # KL term needs ≥ 2
+        kto_args.per_device_train_batch_size = max(  # the KL term needs ≥ 2
+            2, int(config.preference_batch_size or kto_args.per_device_train_batch_size)
+        )
         trainer = KTOTrainer(
             model=model,
             ref_model=None,

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         default=False,
         description="CPU training with bf16 autocast: faster on CPUs with native bf16 (AVX512-BF16, AMX).",
     )
+    train_gpu_memory_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="CUDA: GPU memory (GiB) a retrain may use; batch and length are sized to it and the worker "
+        "is capped there. Set it when vLLM shares the card (what --gpu-memory-utilization leaves). Unset: the "
+        "card's free memory.",
+    )
     train_from: Literal["base", "starter"] = Field(
         default="starter",
         description="Each retrain continues from the shipped starter adapter (if the base has one), or trains a fresh adapter.",

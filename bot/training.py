@@ -30,6 +30,7 @@ def training_setup(settings: Settings):  # type: ignore[no-untyped-def]
         include_private=settings.train_on_private,
         device=settings.train_device,
         cpu_bf16=settings.train_cpu_bf16,
+        gpu_memory_gib=settings.train_gpu_memory_gib,
         start_from=settings.train_from,
         min_sft_rows=settings.train_min_answers,
         gate_margin=settings.gate_margin,
