@@ -43,6 +43,7 @@ class LocalChatGenerator:
         active_adapter: str | None = None,
         repetition_penalty: float = 1.0,
         torch_threads: int | None = None,
+        device: str = "auto",
     ) -> None:
         """
         :param model_path: folder of a transformers checkpoint with a chat template (see `ensure_checkpoint`).
@@ -56,6 +57,7 @@ class LocalChatGenerator:
             (the prompt is exempt, so quoting a source is not penalized). Small models otherwise loop.
         :param torch_threads: sets torch's (process-wide) thread count at warm-up. On a machine whose cores
             are shared, one thread can be several times faster than oversubscribing them.
+        :param device: "auto" (a CUDA GPU when torch sees one, in bf16; else the CPU in fp32), "cuda" or "cpu".
         """
         if active_adapter is not None and active_adapter not in (adapters or {}):
             raise ValueError(f"active_adapter {active_adapter!r} is not among the adapters to load")
@@ -67,6 +69,9 @@ class LocalChatGenerator:
         self.initial_adapter = active_adapter
         self.repetition_penalty = repetition_penalty
         self.torch_threads = torch_threads
+        if device not in ("auto", "cuda", "cpu"):
+            raise ValueError(f"device must be auto, cuda or cpu, not {device!r}")
+        self.device = device
         self.model_name = self.model_path.name
         self._model: Any = None  # the PreTrainedModel, or the PeftModel wrapping it once an adapter is loaded
         self._base: Any = None
@@ -92,6 +97,7 @@ class LocalChatGenerator:
             active_adapter=self.active_adapter if self._model is not None else self.initial_adapter,
             repetition_penalty=self.repetition_penalty,
             torch_threads=self.torch_threads,
+            device=self.device,
         )
 
     @classmethod
@@ -111,7 +117,11 @@ class LocalChatGenerator:
         tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if not tokenizer.chat_template:
             raise ValueError(f"the checkpoint at {self.model_path} has no chat template")
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+        cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
+        if cuda:  # a 7-14B base in bf16 on the GPU; the bundled models in fp32 on the CPU
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.bfloat16, device_map="cuda")
+        else:
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         model.eval()
         with self._weights_lock:
             self._tokenizer, self._base, self._model = tokenizer, model, model
@@ -302,7 +312,7 @@ class LocalChatGenerator:
             StoppingCriteriaList,
         )
 
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+        input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self._base.device)
         cancel = Cancel(pause=self.between_tokens)
         penalty = float(extra.pop("repetition_penalty", self.repetition_penalty))
         if penalty != 1.0:
