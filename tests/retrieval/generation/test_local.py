@@ -22,6 +22,7 @@ def test_serialization_round_trip(tmp_path: Path) -> None:
         active_adapter="v1",
         repetition_penalty=1.15,
         torch_threads=2,
+        device="cpu",
     )
     data = generator.to_dict()
     assert data["type"] == "retrieval.generation.local.LocalChatGenerator"
@@ -34,6 +35,7 @@ def test_serialization_round_trip(tmp_path: Path) -> None:
         "active_adapter": "v1",
         "repetition_penalty": 1.15,
         "torch_threads": 2,
+        "device": "cpu",
     }
     assert LocalChatGenerator.from_dict(data).to_dict() == data
 
