@@ -119,7 +119,9 @@ class LocalChatGenerator:
             raise ValueError(f"the checkpoint at {self.model_path} has no chat template")
         cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
         if cuda:  # a 7-14B base in bf16 on the GPU; the bundled models in fp32 on the CPU
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.bfloat16, device_map="cuda")
+            model = AutoModelForCausalLM.from_pretrained(
+                self.model_path, dtype=torch.bfloat16, device_map="cuda"
+            )
         else:
             model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         model.eval()

@@ -27,8 +27,12 @@ from retrieval.generation.adapters import AdapterLoadError
 
 log = logging.getLogger(__name__)
 
-# The name deploy/compose.yaml gives the bundled default model it serves (`--served-model-name`).
+# The name a server serving the bundled default model usually gives it; asked for when the server
+# cannot be asked which base it serves and TANYA_GENERATOR_MODEL names none.
 DEFAULT_SERVED_MODEL = "google/gemma-3-270m"
+# Sent with every request (vLLM's `chat_template_kwargs`): answers, like training rows, are rendered with
+# thinking turned off (Qwen3 writes a <think> block otherwise); templates without the switch ignore it.
+CHAT_TEMPLATE_KWARGS: dict[str, Any] = {"enable_thinking": False}
 
 
 @component
@@ -46,12 +50,14 @@ class ServedChatGenerator:
         timeout: float | None = None,
         max_retries: int | None = None,
         active_adapter: str | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """
         :param api_base_url: the server's base URL, including `/v1`.
         :param model: the base model's name on the server.
         :param api_key: sent as a bearer token; servers without authentication ignore it. Not serialized.
         :param active_adapter: the served LoRA adapter to request; `None` requests the base model.
+        :param chat_template_kwargs: variables for the server's chat template; `None`: thinking off.
         """
         self.api_base_url = api_base_url.rstrip("/")
         self.model = model
@@ -61,6 +67,9 @@ class ServedChatGenerator:
         self.max_retries = max_retries
         self._api_key = api_key or "unused"
         self._active = active_adapter
+        self.chat_template_kwargs = dict(
+            CHAT_TEMPLATE_KWARGS if chat_template_kwargs is None else chat_template_kwargs
+        )
         self._generators: dict[str, OpenAIChatGenerator] = {}
         self._lock = threading.Lock()
         self._paths: dict[str, str] = {}  # adapter → path on the server, to load it again after a restart
@@ -77,6 +86,7 @@ class ServedChatGenerator:
             timeout=self.timeout,
             max_retries=self.max_retries,
             active_adapter=self.active_adapter,
+            chat_template_kwargs=self.chat_template_kwargs,
         )
 
     @classmethod
@@ -189,7 +199,11 @@ class ServedChatGenerator:
                     api_key=Secret.from_token(self._api_key),
                     model=model,
                     api_base_url=self.api_base_url,
-                    generation_kwargs={"max_tokens": self.max_new_tokens, "temperature": self.temperature},
+                    generation_kwargs={
+                        "max_tokens": self.max_new_tokens,
+                        "temperature": self.temperature,
+                        "extra_body": {"chat_template_kwargs": self.chat_template_kwargs},
+                    },
                     timeout=self.timeout,
                     max_retries=self.max_retries,
                 )

@@ -153,5 +153,7 @@ def test_a_bot_whose_server_answers_late_loads_the_adapter_once_it_has(
     answer = bot.ask("How many days of annual leave?")
     assert answer.adapter == "v1" and vllm.loaded == {"v1": "/srv/adapters/v1"}
     assert bot.generator.model == BASE_MODEL  # the name the server lists for the base
+    # Rendered without thinking, as the training rows are (Qwen3's template writes <think> otherwise).
+    assert vllm.calls("/v1/chat/completions")[-1]["chat_template_kwargs"] == {"enable_thinking": False}
     assert bot.status()["served_base"] == "served as 'base-model' (from google/gemma-3-270m)"
     bot.database.dispose()
