@@ -61,10 +61,11 @@ RUN pip install "$(ls /wheels/tanya-*.whl)${TANYA_EXTRAS:+[${TANYA_EXTRAS}]}" \
 # A user of its own, owning the data directory and nothing else. /data/models and /data/adapters exist
 # in the image so that a new named volume mounted there starts out owned by that user.
 RUN useradd --create-home --uid 10001 --user-group tanya \
- && mkdir -p /data/models /data/adapters \
- && chown -R tanya:tanya /data
+ && mkdir -p /data/models /data/adapters /models \
+ && chown -R tanya:tanya /data /models
 
 COPY --chmod=0755 deploy/healthcheck.py /usr/local/bin/tanya-healthcheck
+COPY --chmod=0755 deploy/fetch_model.py /usr/local/bin/tanya-fetch-model
 # `accelerate launch` configurations for a worker that trains on several GPUs (TANYA_TRAIN_LAUNCHER).
 COPY deploy/accelerate /opt/tanya/accelerate
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-import train_qlora_gpu  # noqa: E402
+import train_qlora_gpu
 
 pytestmark = pytest.mark.model
 

@@ -3,8 +3,6 @@ docs/operations.md says (health checks, start order, volumes, GPU, profiles, set
 
 from __future__ import annotations
 
-import ast
-import importlib
 import json
 import os
 import re
@@ -22,7 +20,6 @@ from tests.deploy.helpers import (
     DEPLOY,
     ENV_EXAMPLE,
     PROFILE_SETS,
-    REPO,
     active_services,
     compose_validator,
     environment_of,
@@ -33,7 +30,7 @@ from tests.deploy.helpers import (
 )
 
 TANYA_IMAGES = ("tanya:cpu", "tanya:cuda")
-ONE_SHOT = {"migrate", "base-model"}
+ONE_SHOT = {"migrate", "model-download"}
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +200,11 @@ def test_start_order_database_search_then_migrations_then_tanya(services) -> Non
         depends = services[name]["depends_on"]
         assert {"postgres", "elasticsearch", "migrate"} <= set(depends), name
     assert services["bot"]["depends_on"]["vllm"]["required"] is False  # vllm is optional
-    assert services["vllm"]["depends_on"] == {"base-model": {"condition": "service_completed_successfully"}}
+    assert services["vllm"]["depends_on"] == {
+        "model-download": {"condition": "service_completed_successfully"}
+    }
+    # On a shared card vLLM allocates its share first, the worker sizes itself to what is left.
+    assert services["worker"]["depends_on"]["vllm"] == {"condition": "service_healthy", "required": False}
 
 
 def test_volumes_are_declared_and_shared_at_the_same_paths(compose, services) -> None:
@@ -217,9 +218,10 @@ def test_volumes_are_declared_and_shared_at_the_same_paths(compose, services) ->
     assert volume_sources(services["postgres"])["/var/lib/postgresql/data"] == "postgres"
     assert volume_sources(services["elasticsearch"])["/usr/share/elasticsearch/data"] == "elasticsearch"
     # The registry stores adapter paths under TANYA_HOME/adapters and hands them to vLLM as they are.
-    for name in ("bot", "worker", "worker-cpu", "vllm"):
+    for name in ("bot", "worker", "worker-cpu"):
         mounts = volume_sources(services[name])
         assert mounts["/data"] == "home" and mounts["/data/adapters"] == "adapters", name
+    assert volume_sources(services["vllm"])["/data/adapters"] == "adapters"
     for name, service in tanya_services(services).items():
         assert environment_of(service)["TANYA_HOME"] == "/data", name
     bot_mounts = services["bot"]["volumes"]
@@ -245,33 +247,34 @@ def test_workers_one_per_profile_and_only_the_gpu_one_reserves_a_gpu(compose, se
 
 
 def test_vllm_serves_the_base_model_the_worker_trains_with_runtime_lora_loading(services) -> None:
-    from retrieval.generation.checkpoint import CHECKPOINT_NAME
-
     vllm = services["vllm"]
-    assert vllm["profiles"] == ["vllm"] and services["base-model"]["profiles"] == ["vllm"]
+    assert vllm["profiles"] == ["vllm"] and services["model-download"]["profiles"] == ["vllm"]
     arguments = dict(
         argument.split("=", 1) if "=" in argument else (argument, "") for argument in vllm["command"]
     )
     assert "--enable-lora" in arguments
-    assert arguments["--model"] == f"/data/models/{CHECKPOINT_NAME}"
-    # tanya asks for retrieval.generation.served.DEFAULT_SERVED_MODEL unless TANYA_GENERATOR_MODEL says otherwise.
-    module = ast.parse((REPO / "retrieval" / "generation" / "served.py").read_text(encoding="utf-8"))
-    constants = {
-        node.targets[0].id: node.value.value
-        for node in module.body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.targets[0], ast.Name)
-    }
-    assert arguments["--served-model-name"] == constants["DEFAULT_SERVED_MODEL"]
     assert environment_of(vllm)["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
-    # The one-shot that prepares that model: its Python names what exists.
-    program, flag, code = services["base-model"]["entrypoint"]
-    assert (program, flag) == ("python", "-c") and "ensure_checkpoint(Settings().models_dir)" in code
-    for node in ast.parse(code).body:
-        if isinstance(node, ast.ImportFrom):
-            module = importlib.import_module(node.module)
-            assert all(hasattr(module, alias.name) for alias in node.names), node.module
+    # One base, named once: vLLM serves TANYA_BASE_MODEL (the example's, and the same default), the worker
+    # trains on it and the bot compares it with /v1/models; all three see the folder at the same path.
+    example = read_env_file(ENV_EXAMPLE)
+    assert arguments["--model"] == "${TANYA_BASE_MODEL:-" + example["TANYA_BASE_MODEL"] + "}"
+    assert example["TANYA_BASE_MODEL"].startswith("/models/") and example["MODEL_REPO"].startswith(
+        "Qwen/Qwen3-"
+    )
+    assert "--served-model-name" not in arguments  # its /v1/models entry is the folder tanya names
+    for name in ("vllm", "worker", "bot", "model-download"):
+        assert volume_sources(services[name])["/models"] == "models", name
+    assert "models:/models" in services["model-download"]["volumes"]  # only it writes the folder
+    assert services["model-download"]["entrypoint"] == ["tanya-fetch-model"]
+    assert int(arguments["--max-lora-rank"]) >= int(
+        environment_of(services["bot"])["TANYA_SERVER_MAX_LORA_RANK"]
+    )
+    # The card's memory is planned: vLLM's share and the worker's budget come from the env file.
+    assert arguments["--gpu-memory-utilization"].startswith("${VLLM_GPU_MEMORY_UTILIZATION:-")
+    assert (
+        0 < float(example["VLLM_GPU_MEMORY_UTILIZATION"]) < 1
+        and float(example["TANYA_TRAIN_GPU_MEMORY_GIB"]) > 0
+    )
 
 
 def test_elasticsearch_is_single_node_with_security_and_a_fixed_heap(services) -> None:
