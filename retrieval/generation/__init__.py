@@ -3,6 +3,7 @@
 * ``factory``        – ``make_chat_generator``: the generator a setting names
 * ``local``          – ``LocalChatGenerator``: transformers on this machine, LoRA adapters hot-swapped
 * ``served``         – ``ServedChatGenerator``: a server, with its runtime adapters
+* ``served_base``    – whether a server serves the base adapters are trained for (``/v1/models``)
 * ``streaming``      – ``generate`` in a thread, its text streamed to a callback
 * ``token_budget``   – a chat shortened to fit the prompt budget, never refused
 * ``adapters``       – a LoRA folder checked before it goes near a serving model
