@@ -115,6 +115,15 @@ def require_served_base(settings: Settings) -> None:
     log.info("the server serves the base model adapters are trained for: %s", model.describe())
 
 
+def served_prompt_budget(settings: Settings, model: ServedModel) -> tuple[int, str] | None:
+    """(prompt tokens, tokenizer folder) for answers from `model`: its context (``max_model_len``) less the
+    answer's tokens, counted with the base's own tokenizer; None when either is unknown here."""
+    folder = base_model(settings).folder
+    if not model.max_model_len or not (folder / "config.json").is_file():
+        return None
+    return max(256, int(model.max_model_len) - settings.max_new_tokens), str(folder)
+
+
 @dataclass
 class ServedBaseVerdict:
     """What a bot last learned from the server: matched (with the entry), mismatched (why), or unknown."""

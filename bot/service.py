@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapter_sync import AdapterSync
-from bot.base_model import ServedBaseGuard, base_model, base_model_spec, is_served
+from bot.base_model import ServedBaseGuard, base_model, base_model_spec, is_served, served_prompt_budget
 from bot.errors import InputError
 from bot.observability import metrics
 from bot.outbox import Outbox
@@ -185,9 +185,12 @@ class Tanya:
             spec = base_model_spec(self.settings)
             options["repetition_penalty"] = self.settings.repetition_penalty
         try:
-            return make_chat_generator(spec, model_cache_dir=self.settings.models_dir, **options)
+            generator = make_chat_generator(spec, model_cache_dir=self.settings.models_dir, **options)
         except ValueError as exc:  # an unknown model name: the message says what is accepted
             raise InputError(str(exc)) from None
+        if is_served(self.settings) and verdict.model is not None:
+            self._fit_to_server(generator, verdict.model)
+        return generator
 
     @cached_property
     def rag(self):  # type: ignore[no-untyped-def]
@@ -414,6 +417,12 @@ class Tanya:
                 log.warning("could not install the starter adapter (%s): the bare model answers", exc)
         self._starter_checked = True
 
+    def _fit_to_server(self, generator: Any, model: Any) -> None:
+        """Prompts within the served context, counted with the base's tokenizer (``served_prompt_budget``)."""
+        budget = served_prompt_budget(self.settings, model)
+        if budget is not None:
+            generator.max_prompt_tokens, generator.tokenizer_path = budget
+
     def _sync_adapter(self) -> None:
         """Hot-swap: bring the generator onto the adapter the registry marks active (``bot.adapter_sync``)."""
         generator = self.generator
@@ -423,8 +432,10 @@ class Tanya:
             verdict = self._served_base.verdict()
             if not verdict.matches:
                 return  # another base, or not known yet: no adapter is loaded or activated on it
-            if self.settings.generator_model is None and verdict.model is not None:
-                generator.model = verdict.model.id  # the server answered after the generator was built
+            if generator.max_prompt_tokens is None and verdict.model is not None:
+                self._fit_to_server(generator, verdict.model)  # the server answered after it was built
+                if self.settings.generator_model is None:
+                    generator.model = verdict.model.id
         try:
             with self.database.session() as session:
                 self._install_starter(session)

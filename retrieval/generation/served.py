@@ -51,6 +51,8 @@ class ServedChatGenerator:
         max_retries: int | None = None,
         active_adapter: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
+        max_prompt_tokens: int | None = None,
+        tokenizer_path: str | None = None,
     ) -> None:
         """
         :param api_base_url: the server's base URL, including `/v1`.
@@ -58,6 +60,9 @@ class ServedChatGenerator:
         :param api_key: sent as a bearer token; servers without authentication ignore it. Not serialized.
         :param active_adapter: the served LoRA adapter to request; `None` requests the base model.
         :param chat_template_kwargs: variables for the server's chat template; `None`: thinking off.
+        :param max_prompt_tokens: prompt budget (the served context minus the answer's tokens); a longer
+            chat is shortened as in-process (``token_budget``) instead of being refused by the server.
+            Needs `tokenizer_path`, the base model's tokenizer, to count.
         """
         self.api_base_url = api_base_url.rstrip("/")
         self.model = model
@@ -67,6 +72,9 @@ class ServedChatGenerator:
         self.max_retries = max_retries
         self._api_key = api_key or "unused"
         self._active = active_adapter
+        self.max_prompt_tokens = max_prompt_tokens
+        self.tokenizer_path = tokenizer_path
+        self._tokenizer: Any = None
         self.chat_template_kwargs = dict(
             CHAT_TEMPLATE_KWARGS if chat_template_kwargs is None else chat_template_kwargs
         )
@@ -87,6 +95,8 @@ class ServedChatGenerator:
             max_retries=self.max_retries,
             active_adapter=self.active_adapter,
             chat_template_kwargs=self.chat_template_kwargs,
+            max_prompt_tokens=self.max_prompt_tokens,
+            tokenizer_path=self.tokenizer_path,
         )
 
     @classmethod
@@ -155,6 +165,7 @@ class ServedChatGenerator:
         kwargs = dict(generation_kwargs or {})
         if "max_new_tokens" in kwargs:
             kwargs["max_tokens"] = kwargs.pop("max_new_tokens")
+        messages, truncated = self._fit(messages)
         try:
             result = self._generate(adapter, messages, streaming_callback, kwargs or None)
         finally:
@@ -162,10 +173,30 @@ class ServedChatGenerator:
                 with self._lock:
                     self._in_flight[adapter] -= 1
         replies = [
-            ChatMessage.from_assistant(reply.text or "", meta={**reply.meta, "adapter": adapter})
+            ChatMessage.from_assistant(
+                reply.text or "", meta={**reply.meta, "adapter": adapter, "prompt_truncated": truncated}
+            )
             for reply in result["replies"]
         ]
         return {"replies": replies}
+
+    def _fit(self, messages: list[ChatMessage]) -> tuple[list[ChatMessage], bool]:
+        """The chat within `max_prompt_tokens`, counted with the base model's tokenizer; as it is without one."""
+        if not self.max_prompt_tokens or not self.tokenizer_path:
+            return messages, False
+        from retrieval.generation.token_budget import fit_messages  # heavy
+
+        with self._lock:
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer  # heavy
+
+                self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        chat = [{"role": message.role.value, "content": message.text or ""} for message in messages]
+        fitted, _, truncated = fit_messages(self._tokenizer, chat, self.max_prompt_tokens)
+        if not truncated:
+            return messages, False
+        build = {"system": ChatMessage.from_system, "user": ChatMessage.from_user}
+        return [build.get(m["role"], ChatMessage.from_assistant)(m["content"]) for m in fitted], True
 
     def _generate(
         self,

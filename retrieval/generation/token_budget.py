@@ -28,9 +28,21 @@ def encode_chat(tokenizer: Any, chat: list[dict[str, str]]) -> list[int]:
 
 def fit_chat(tokenizer: Any, chat: list[dict[str, str]], budget: int) -> tuple[list[int], bool]:
     """Token ids of `chat` in at most `budget` tokens, and whether anything had to be cut."""
+    _, ids, truncated = fit_messages(tokenizer, chat, budget)
+    return ids, truncated
+
+
+def fit_messages(
+    tokenizer: Any, chat: list[dict[str, str]], budget: int
+) -> tuple[list[dict[str, str]], list[int], bool]:
+    """`chat` shortened to fit `budget` tokens, its token ids, and whether anything had to be cut.
+
+    The messages are what a server is sent (it renders them itself); when not even the instructions fit,
+    the ids keep both ends of the prompt and the messages are the shortest this could make them.
+    """
     ids = encode_chat(tokenizer, chat)
     if len(ids) <= budget:
-        return ids, False
+        return chat, ids, False
     chat = [dict(message) for message in chat]
     last_user = max((i for i, m in enumerate(chat) if m["role"] == "user"), default=len(chat) - 1)
     first = 1 if chat and chat[0]["role"] == "system" else 0
@@ -40,7 +52,7 @@ def fit_chat(tokenizer: Any, chat: list[dict[str, str]], budget: int) -> tuple[l
         ids = encode_chat(tokenizer, chat)
     for _ in range(4):
         if len(ids) <= budget:
-            return ids, True
+            return chat, ids, True
         longest = max(range(len(chat)), key=lambda i: len(chat[i]["content"]))
         tokens = tokenizer.encode(chat[longest]["content"], add_special_tokens=False)
         keep = len(tokens) - (len(ids) - budget) - _SLACK_TOKENS
@@ -55,4 +67,4 @@ def fit_chat(tokenizer: Any, chat: list[dict[str, str]], budget: int) -> tuple[l
         # Nothing sensible is left to shorten (a budget smaller than the instructions): keep both ends.
         half = budget // 2
         ids = ids[:half] + ids[len(ids) - (budget - half) :]
-    return ids, True
+    return chat, ids, True

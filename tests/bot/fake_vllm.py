@@ -37,12 +37,20 @@ class FakeVllm:
     url: str = ""
     root: str = BASE_ROOT  # the served base's `root` at /v1/models
     models_status: int = 200  # set to 503 to answer /v1/models as a server still starting
+    max_model_len: int = 4096  # the served context, as /v1/models reports it
 
     def models(self) -> dict[str, Any]:
         """``GET /v1/models`` as vLLM answers it: the base, then each loaded adapter with its parent."""
-        base = {"id": BASE_MODEL, "object": "model", "root": self.root, "parent": None, "max_model_len": 4096}
+        context = self.max_model_len
+        base = {
+            "id": BASE_MODEL,
+            "object": "model",
+            "root": self.root,
+            "parent": None,
+            "max_model_len": context,
+        }
         adapters = [
-            {"id": name, "object": "model", "root": path, "parent": BASE_MODEL, "max_model_len": 4096}
+            {"id": name, "object": "model", "root": path, "parent": BASE_MODEL, "max_model_len": context}
             for name, path in self.loaded.items()
         ]
         return {"object": "list", "data": [base, *adapters]}

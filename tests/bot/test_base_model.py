@@ -157,3 +157,33 @@ def test_a_bot_whose_server_answers_late_loads_the_adapter_once_it_has(
     assert vllm.calls("/v1/chat/completions")[-1]["chat_template_kwargs"] == {"enable_thinking": False}
     assert bot.status()["served_base"] == "served as 'base-model' (from google/gemma-3-270m)"
     bot.database.dispose()
+
+
+@pytest.mark.model
+def test_prompts_are_fitted_to_the_served_context_with_the_base_tokenizer(
+    tmp_path: Path, vllm: FakeVllm, checkpoint_dir: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    vllm.root, vllm.max_model_len = str(checkpoint_dir), 400  # the same checkpoint, compared by digest
+    bot = Tanya(
+        _served(tmp_path, vllm, base_model=str(checkpoint_dir), min_similarity=-1.0, max_new_tokens=40)
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    policy = " ".join(
+        f"Rule {n}: expense claims of type {n} need a receipt and a manager's approval." for n in range(200)
+    )
+    (docs / "expenses.md").write_text(f"# Expenses\n\n{policy}\n")
+    bot.ingest([docs])
+    question = "Which expense claims need a receipt?"
+    answer = bot.ask(question)
+    assert answer.text.startswith(FakeVllm.answer_for(BASE_MODEL))
+    messages = vllm.calls("/v1/chat/completions")[-1]["messages"]
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    rendered = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    assert len(rendered) <= 400 - 40 and "[…]" in messages[-1]["content"]
+    assert question in messages[-1]["content"]  # the end of the prompt, with the question, survives
+    bot.database.dispose()
