@@ -33,6 +33,7 @@ from retrieval_quality import DATA, load_jsonl, metrics, questions
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "benchmarks" / "results" / "tmp" / "product_search"
 SPLITS = {"beir-scifact": "test", "qa-en": "report", "qa-id": "report"}
+TUNE_SPLITS = {"beir-scifact": "train", "qa-en": "tune", "qa-id": "tune"}
 
 
 def write_corpus(name: str, folder: Path) -> int:
@@ -48,10 +49,13 @@ def write_corpus(name: str, folder: Path) -> int:
     return len(rows)
 
 
-def tanya(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def tanya(
+    home: Path, *args: str, stdin: str | None = None, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "TANYA_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     for name in ("TANYA_DATABASE_URL", "TANYA_DOCUMENT_STORE", "TANYA_TOP_K"):
         environment.pop(name, None)
+    environment.update(settings or {})
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,
@@ -63,7 +67,7 @@ def tanya(home: Path, *args: str, stdin: str | None = None) -> subprocess.Comple
     )
 
 
-def measure(name: str, top_k: int) -> dict[str, Any]:
+def measure(name: str, top_k: int, split: str, settings: dict[str, str]) -> dict[str, Any]:
     home, docs = WORK / name / "home", WORK / name / "docs"
     documents = write_corpus(name, docs)
     started = time.time()
@@ -71,10 +75,17 @@ def measure(name: str, top_k: int) -> dict[str, Any]:
     if ingest.returncode != 0:
         raise SystemExit(f"tanya ingest failed for {name}: {ingest.stderr.strip()[-2000:]}")
     ingest_seconds = time.time() - started
-    asked = questions(name, SPLITS[name])
+    asked = questions(name, split)
     started = time.time()
     found = tanya(
-        home, "search", "--json", "--top-k", str(top_k), "-", stdin="\n".join(q for _, q, _ in asked) + "\n"
+        home,
+        "search",
+        "--json",
+        "--top-k",
+        str(top_k),
+        "-",
+        stdin="\n".join(q for _, q, _ in asked) + "\n",
+        settings=settings,
     )
     if found.returncode != 0:
         raise SystemExit(f"tanya search failed for {name}: {found.stderr.strip()[-2000:]}")
@@ -95,7 +106,7 @@ def measure(name: str, top_k: int) -> dict[str, Any]:
     scores = metrics(rankings, {qid: gold for qid, _, gold in asked})
     return {
         **scores,
-        "split": SPLITS[name],
+        "split": split,
         "documents": documents,
         "questions_with_no_result": gated,
         "ingest_seconds": round(ingest_seconds, 1),
@@ -108,14 +119,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--top-k", type=int, default=20, help="chunks asked for per question")
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="search the questions settings may be chosen on (SciFact train, the qa sets' even half)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="TANYA_X=VALUE",
+        help="a search-time setting for `tanya search` (e.g. TANYA_FUSION_WEIGHTS=0.5,0.5); repeatable",
+    )
+    parser.add_argument("--name", default="product_search", help="result file name")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.settings)
     results = {}
     for name in args.sets:
-        results[name] = measure(name, args.top_k)
+        split = (TUNE_SPLITS if args.tune else SPLITS)[name]
+        results[name] = measure(name, args.top_k, split, settings)
         print(name, json.dumps(results[name]), flush=True)
+    described = ", ".join(f"{key}={value}" for key, value in settings.items()) or "tanya's defaults"
     path = write_result(
-        "product_search",
-        {"settings": f"tanya's defaults (fresh TANYA_HOME), --top-k {args.top_k}", "results": results},
+        args.name,
+        {"settings": f"{described} (fresh TANYA_HOME), --top-k {args.top_k}", "results": results},
     )
     print(f"wrote {path}")
 
