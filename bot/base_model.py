@@ -134,8 +134,9 @@ class ServedBaseVerdict:
     fallback: str | None = None  # on a mismatch, the one base the server serves: answers still come from it
 
     @property
-    def matches(self) -> bool:
-        return self.model is not None
+    def served_name(self) -> str | None:
+        """The name answers are asked of: the matched base's, else (on a mismatch) the one base served."""
+        return self.model.id if self.model is not None else self.fallback
 
 
 class ServedBaseGuard:

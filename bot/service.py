@@ -128,6 +128,7 @@ class Tanya:
         self._database = database
         self._adapters = AdapterSync(server_adapters_dir=settings.server_adapters_dir)
         self._served_base = ServedBaseGuard(settings)
+        self._following_server = False  # set once the generator follows the server's own base entry
         self._starter_checked = False
 
     # -- components -------------------------------------------------------------------------------
@@ -175,11 +176,11 @@ class Tanya:
 
         key = self.settings.generator_api_key
         options: dict[str, Any] = {"max_new_tokens": self.settings.max_new_tokens}
-        if is_served(self.settings):
+        served = is_served(self.settings)
+        if served:
             spec = self.settings.generator.strip()
-            verdict = self._served_base.verdict()
-            served = verdict.model.id if verdict.model is not None else verdict.fallback
-            options["model_name"] = self.settings.generator_model or served or base_model(self.settings).label
+            named = self._served_base.verdict().served_name
+            options["model_name"] = self.settings.generator_model or named or base_model(self.settings).label
             options["api_key"] = key.get_secret_value() if key else None
         else:
             spec = base_model_spec(self.settings)
@@ -188,8 +189,8 @@ class Tanya:
             generator = make_chat_generator(spec, model_cache_dir=self.settings.models_dir, **options)
         except ValueError as exc:  # an unknown model name: the message says what is accepted
             raise InputError(str(exc)) from None
-        if is_served(self.settings) and verdict.model is not None:
-            self._fit_to_server(generator, verdict.model)
+        if served:
+            self._follow_server(generator)
         return generator
 
     @cached_property
@@ -417,25 +418,27 @@ class Tanya:
                 log.warning("could not install the starter adapter (%s): the bare model answers", exc)
         self._starter_checked = True
 
-    def _fit_to_server(self, generator: Any, model: Any) -> None:
-        """Prompts within the served context, counted with the base's tokenizer (``served_prompt_budget``)."""
-        budget = served_prompt_budget(self.settings, model)
+    def _follow_server(self, generator: Any) -> bool:
+        """Once the server has said it serves the base: ask for that entry by name, and keep prompts within
+        its context (``served_prompt_budget``). Whether it has; until then no adapter goes near it."""
+        verdict = self._served_base.verdict()
+        if verdict.model is None or self._following_server:
+            return verdict.model is not None
+        if self.settings.generator_model is None:
+            generator.model = verdict.model.id
+        budget = served_prompt_budget(self.settings, verdict.model)
         if budget is not None:
             generator.max_prompt_tokens, generator.tokenizer_path = budget
+        self._following_server = True
+        return True
 
     def _sync_adapter(self) -> None:
         """Hot-swap: bring the generator onto the adapter the registry marks active (``bot.adapter_sync``)."""
         generator = self.generator
         if not hasattr(generator, "load_adapter"):
             return
-        if is_served(self.settings):
-            verdict = self._served_base.verdict()
-            if not verdict.matches:
-                return  # another base, or not known yet: no adapter is loaded or activated on it
-            if generator.max_prompt_tokens is None and verdict.model is not None:
-                self._fit_to_server(generator, verdict.model)  # the server answered after it was built
-                if self.settings.generator_model is None:
-                    generator.model = verdict.model.id
+        if is_served(self.settings) and not self._follow_server(generator):
+            return  # another base, or not known yet: no adapter is loaded or activated on it
         try:
             with self.database.session() as session:
                 self._install_starter(session)
